@@ -1,0 +1,221 @@
+//! The replicated state of a cluster: each host's state, checks, flap counters and agent
+//! reachability, the role table, the mode and the writer epoch.
+//!
+//! Only `step` (in `step.rs`) mutates it; everything here is queries and small helpers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::topology::Topology;
+use crate::types::{CheckKind, Epoch, HostName, HostState, Mode, RoleIp, RoleName, Time};
+
+/// The latest result of one check on one host, as the monitor's failure detector reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    /// Whether the check passes.
+    pub ok: bool,
+    /// When `ok` last changed.
+    pub last_change: Time,
+    /// The checker's raw message, e.g. `OK` or `ERROR: Replication is broken`.
+    pub message: String,
+}
+
+/// Everything the monitor knows about one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// The host's state.
+    pub state: HostState,
+    /// When `state` last changed.
+    pub last_state_change: Time,
+    /// When the host last became ONLINE.
+    pub online_since: Option<Time>,
+    /// Set when the host left ONLINE more than `flap_count` times within `flap_duration`.
+    pub flapping: bool,
+    /// Start of the current flap window.
+    pub flap_start: Option<Time>,
+    /// Departures from ONLINE in the current window.
+    pub flap_count: u32,
+    /// The monitor could not reach the host's agent.
+    pub agent_down: bool,
+    /// The agent's last reported uptime, in milliseconds.
+    pub uptime_ms: u64,
+    /// The agent's uptime last reported while the host was ONLINE, in milliseconds.
+    pub last_uptime_ms: u64,
+    /// The check results; a check with no result yet counts as failed.
+    pub checks: BTreeMap<CheckKind, CheckStatus>,
+}
+
+impl HostStatus {
+    fn new(now: Time) -> Self {
+        HostStatus {
+            state: HostState::Unknown,
+            last_state_change: now,
+            online_since: None,
+            flapping: false,
+            flap_start: None,
+            flap_count: 0,
+            agent_down: false,
+            uptime_ms: 0,
+            last_uptime_ms: 0,
+            checks: BTreeMap::new(),
+        }
+    }
+
+    /// Whether a check passes (no result yet counts as a failure, as at MMM's startup).
+    pub fn check(&self, kind: CheckKind) -> bool {
+        self.checks.get(&kind).is_some_and(|c| c.ok)
+    }
+
+    /// The latest change of any check (MMM's `last_change($host)`).
+    pub fn last_check_change(&self) -> Option<Time> {
+        self.checks.values().map(|c| c.last_change).max()
+    }
+
+    /// Whether the monitor can talk to the agent: MMM sends nothing to a host whose ping
+    /// check fails, and remembers agents that did not answer.
+    pub fn agent_reachable(&self) -> bool {
+        self.check(CheckKind::Ping) && !self.agent_down
+    }
+}
+
+/// One IP of a role and the host it is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpSlot {
+    /// The IP.
+    pub ip: IpAddr,
+    /// The host holding it, if any.
+    pub owner: Option<HostName>,
+}
+
+/// The replicated state of a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The monitor's mode.
+    pub mode: Mode,
+    /// Why the monitor is PASSIVE (shown by `show`).
+    pub passive_info: String,
+    /// Whether the startup vote has run; no host state changes before it.
+    pub started: bool,
+    /// MMM's network check: while false, no state changes and nothing is sent to agents.
+    pub network_up: bool,
+    /// Every host's status, by name.
+    pub hosts: BTreeMap<HostName, HostStatus>,
+    /// Every role's IPs in configured order, with their owners.
+    pub roles: BTreeMap<RoleName, Vec<IpSlot>>,
+    /// The writer epoch.
+    pub epoch: Epoch,
+    /// The time of the latest event applied.
+    pub now: Time,
+}
+
+impl ClusterState {
+    /// The state before startup: every host UNKNOWN, every role orphaned, the configured mode.
+    pub fn new(topo: &Topology, now: Time) -> Self {
+        let mode = topo.settings.mode;
+        let passive_info = if mode == Mode::Passive {
+            "Configured to start up in passive mode.".to_string()
+        } else {
+            String::new()
+        };
+        ClusterState {
+            mode,
+            passive_info,
+            started: false,
+            network_up: true,
+            hosts: topo
+                .hosts
+                .keys()
+                .map(|h| (h.clone(), HostStatus::new(now)))
+                .collect(),
+            roles: topo
+                .roles
+                .iter()
+                .map(|(name, spec)| {
+                    let slots = spec
+                        .ips
+                        .iter()
+                        .map(|ip| IpSlot {
+                            ip: *ip,
+                            owner: None,
+                        })
+                        .collect();
+                    (name.clone(), slots)
+                })
+                .collect(),
+            epoch: Epoch(0),
+            now,
+        }
+    }
+
+    /// A host's state, UNKNOWN for a name not in the state.
+    pub fn state_of(&self, host: &HostName) -> HostState {
+        self.hosts
+            .get(host)
+            .map(|h| h.state)
+            .unwrap_or(HostState::Unknown)
+    }
+
+    /// Whether a check passes on a host.
+    pub fn check(&self, host: &HostName, kind: CheckKind) -> bool {
+        self.hosts.get(host).is_some_and(|h| h.check(kind))
+    }
+
+    /// The roles a host holds, sorted as MMM prints them.
+    pub fn host_roles(&self, host: &HostName) -> Vec<RoleIp> {
+        let mut out: Vec<RoleIp> = self
+            .roles
+            .iter()
+            .flat_map(|(name, slots)| {
+                slots
+                    .iter()
+                    .filter(|s| s.owner.as_ref() == Some(host))
+                    .map(|s| RoleIp::new(name.clone(), s.ip))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The owner of an exclusive role: the owner of its first IP (MMM's
+    /// `get_exclusive_role_owner`).
+    pub fn exclusive_owner(&self, role: &RoleName) -> Option<&HostName> {
+        self.roles
+            .get(role)
+            .and_then(|slots| slots.first())
+            .and_then(|s| s.owner.as_ref())
+    }
+
+    /// The host holding the active master role.
+    pub fn active_master<'a>(&'a self, topo: &Topology) -> Option<&'a HostName> {
+        self.exclusive_owner(&topo.active_master_role)
+    }
+
+    /// MMM's `count_host_roles`: every role IP counts 1, the active master role 0.5. Returned
+    /// in halves so that it stays an integer.
+    pub fn role_weight_halves(&self, topo: &Topology, host: &HostName) -> u32 {
+        self.roles
+            .iter()
+            .map(|(name, slots)| {
+                let per = if *name == topo.active_master_role {
+                    1
+                } else {
+                    2
+                };
+                let n = slots
+                    .iter()
+                    .filter(|s| s.owner.as_ref() == Some(host))
+                    .count();
+                per * u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .sum()
+    }
+
+    /// Whether a host can take a role right now: ONLINE and its agent reachable.
+    pub fn eligible(&self, host: &HostName) -> bool {
+        self.hosts
+            .get(host)
+            .is_some_and(|h| h.state == HostState::Online && !h.agent_down)
+    }
+}
