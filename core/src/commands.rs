@@ -510,9 +510,10 @@ fn set_active(ctx: &mut Ctx<'_>) -> String {
     mode_changed(ctx, Mode::Active);
     if mode == Mode::Passive {
         leave_passive(ctx, Mode::Active);
-    } else {
-        strip_roles_from_failed_hosts(ctx);
     }
+    // MMM stripped roles from failed hosts only when leaving MANUAL or WAIT; a PASSIVE mode
+    // entered from MANUAL can hold such roles too, and ACTIVE must never keep them.
+    strip_roles_from_failed_hosts(ctx);
     ctx.st.mode = Mode::Active;
     "OK: Switched into active mode.".into()
 }

@@ -66,11 +66,11 @@ fn process_orphans(ctx: &mut Ctx<'_>, mode: RoleMode) {
         .collect();
     for role in roles {
         let slots = ctx.st.roles.get(&role).cloned().unwrap_or_default();
-        // An exclusive role with an owner keeps all its IPs on that owner.
-        let owner = slots.iter().find_map(|s| s.owner.clone());
         for slot in slots.iter().filter(|s| s.owner.is_none()) {
-            let host = match (mode, &owner) {
-                (RoleMode::Exclusive, Some(o)) => Some(o.clone()),
+            // An exclusive role with an owner keeps all its IPs on that owner.
+            let owner = ctx.st.exclusive_owner_any(&role).cloned();
+            let host = match (mode, owner) {
+                (RoleMode::Exclusive, Some(o)) => Some(o),
                 _ => find_eligible_host(ctx, &role),
             };
             let Some(host) = host else {

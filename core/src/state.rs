@@ -187,6 +187,13 @@ impl ClusterState {
             .and_then(|s| s.owner.as_ref())
     }
 
+    /// The owner of any IP of a role.
+    pub fn exclusive_owner_any(&self, role: &RoleName) -> Option<&HostName> {
+        self.roles
+            .get(role)
+            .and_then(|slots| slots.iter().find_map(|s| s.owner.as_ref()))
+    }
+
     /// The host holding the active master role.
     pub fn active_master<'a>(&'a self, topo: &Topology) -> Option<&'a HostName> {
         self.exclusive_owner(&topo.active_master_role)

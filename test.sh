@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: formatting, lints, the core purity rule, every test.
+# Each phase prints its duration so a slow step is visible.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+phase() {
+    local name=$1
+    shift
+    local start=$SECONDS
+    echo "=== ${name}"
+    "$@"
+    echo "=== ${name}: $((SECONDS - start)) s"
+}
+
+core_is_pure() {
+    # The core has no IO: none of these may appear among its normal dependencies.
+    local deps
+    deps=$(cargo tree -p mmm-core -e normal --prefix none)
+    if grep -E '^(tokio|sled|axum|mysql_async|rtnetlink|reqwest|hyper) ' <<<"$deps"; then
+        echo "mmm-core depends on an IO crate (above); the core must stay pure" >&2
+        return 1
+    fi
+}
+
+phase "cargo fmt --check" cargo fmt --all -- --check
+phase "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+phase "core purity" core_is_pure
+phase "cargo test" cargo test --workspace --locked
