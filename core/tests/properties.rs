@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use mmm_core::{
     step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Event, HostMode, HostName,
-    HostSpec, HostState, Mode, RoleMode, RoleName, RoleSpec, Settings, StartupReport,
-    StoredStatus, SystemReport, Time, Topology,
+    HostSpec, HostState, Mode, RoleMode, RoleName, RoleSpec, Settings, StartupReport, StoredStatus,
+    SystemReport, Time, Topology,
 };
 use proptest::prelude::*;
 
@@ -31,8 +31,14 @@ fn topology(prefer: bool, mode: Mode) -> Topology {
     };
     Topology {
         hosts: [
-            ("master1", host("10.0.0.1", HostMode::Master, Some("master2"))),
-            ("master2", host("10.0.0.2", HostMode::Master, Some("master1"))),
+            (
+                "master1",
+                host("10.0.0.1", HostMode::Master, Some("master2")),
+            ),
+            (
+                "master2",
+                host("10.0.0.2", HostMode::Master, Some("master1")),
+            ),
             ("slave1", host("10.0.0.3", HostMode::Slave, None)),
             ("slave2", host("10.0.0.4", HostMode::Slave, None)),
         ]
@@ -97,9 +103,12 @@ fn check_kind() -> impl Strategy<Value = CheckKind> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    let role = prop::sample::select(vec!["writer", "reader", "vip", "nope"]).prop_map(str::to_string);
-    let ip = prop::sample::select(vec!["10.0.1.1", "10.0.2.1", "10.0.2.3", "10.0.3.2", "10.9.9.9"])
-        .prop_map(str::to_string);
+    let role =
+        prop::sample::select(vec!["writer", "reader", "vip", "nope"]).prop_map(str::to_string);
+    let ip = prop::sample::select(vec![
+        "10.0.1.1", "10.0.2.1", "10.0.2.3", "10.0.3.2", "10.9.9.9",
+    ])
+    .prop_map(str::to_string);
     prop_oneof![
         host().prop_map(Command::SetOnline),
         host().prop_map(Command::SetOffline),
@@ -179,12 +188,18 @@ fn check_invariants(topo: &Topology, st: &ClusterState) -> Result<(), TestCaseEr
             prop_assert!(owners.len() <= 1, "exclusive role {role} on {owners:?}");
         }
         for owner in owners {
-            prop_assert!(spec.hosts.contains(owner), "{role} on {owner}, not in its hosts");
+            prop_assert!(
+                spec.hosts.contains(owner),
+                "{role} on {owner}, not in its hosts"
+            );
         }
     }
     for h in topo.hosts.keys() {
         for r in st.host_roles(h) {
-            prop_assert!(topo.roles[&r.role].ips.contains(&r.ip), "{r} is not an ip of its role");
+            prop_assert!(
+                topo.roles[&r.role].ips.contains(&r.ip),
+                "{r} is not an ip of its role"
+            );
             prop_assert!(seen.insert(r.clone()), "{r} held twice");
         }
         if st.mode == Mode::Active && !st.host_roles(h).is_empty() {
