@@ -149,6 +149,35 @@ impl ClusterState {
         }
     }
 
+    /// Adapts the state to a changed topology (a configuration edit): hosts that are gone are
+    /// dropped, new hosts start UNKNOWN, and a role IP keeps its owner only if the IP still
+    /// belongs to the role and the owner may still hold it. Everything else is kept.
+    pub fn reconcile(&mut self, topo: &Topology) {
+        let now = self.now;
+        self.hosts.retain(|h, _| topo.hosts.contains_key(h));
+        for h in topo.hosts.keys() {
+            self.hosts
+                .entry(h.clone())
+                .or_insert_with(|| HostStatus::new(now));
+        }
+        let old = std::mem::take(&mut self.roles);
+        for (name, spec) in &topo.roles {
+            let slots = spec
+                .ips
+                .iter()
+                .map(|ip| {
+                    let owner = old
+                        .get(name)
+                        .and_then(|v| v.iter().find(|s| s.ip == *ip))
+                        .and_then(|s| s.owner.clone())
+                        .filter(|o| spec.hosts.contains(o));
+                    IpSlot { ip: *ip, owner }
+                })
+                .collect();
+            self.roles.insert(name.clone(), slots);
+        }
+    }
+
     /// A host's state, UNKNOWN for a name not in the state.
     pub fn state_of(&self, host: &HostName) -> HostState {
         self.hosts
@@ -224,5 +253,62 @@ impl ClusterState {
         self.hosts
             .get(host)
             .is_some_and(|h| h.state == HostState::Online && !h.agent_down)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{HostSpec, RoleSpec, Settings};
+    use crate::types::{HostMode, RoleMode};
+
+    fn topo(hosts: &[&str], reader_ips: &[&str]) -> Topology {
+        Topology {
+            hosts: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let spec = HostSpec {
+                        ip: IpAddr::from([10, 0, 0, u8::try_from(i).unwrap_or(0) + 1]),
+                        mode: HostMode::Slave,
+                        peer: None,
+                    };
+                    (HostName::from(*h), spec)
+                })
+                .collect(),
+            roles: BTreeMap::from([(
+                RoleName::from("reader"),
+                RoleSpec {
+                    mode: RoleMode::Balanced,
+                    hosts: hosts.iter().map(|h| HostName::from(*h)).collect(),
+                    ips: reader_ips.iter().map(|s| s.parse().unwrap()).collect(),
+                    prefer: None,
+                },
+            )]),
+            active_master_role: RoleName::from("writer"),
+            settings: Settings::default(),
+        }
+    }
+
+    #[test]
+    fn reconcile_drops_removed_hosts_and_ips_and_keeps_the_rest() {
+        let before = topo(&["db1", "db2"], &["10.1.0.1", "10.1.0.2"]);
+        let mut st = ClusterState::new(&before, Time(0));
+        st.hosts.get_mut("db1").unwrap().state = HostState::Online;
+        let slots = st.roles.get_mut("reader").unwrap();
+        slots[0].owner = Some("db1".into());
+        slots[1].owner = Some("db2".into());
+
+        st.reconcile(&topo(&["db1", "db3"], &["10.1.0.1", "10.1.0.3"]));
+
+        let names: Vec<&str> = st.hosts.keys().map(|h| h.as_str()).collect();
+        assert_eq!(names, ["db1", "db3"]);
+        assert_eq!(st.state_of(&"db1".into()), HostState::Online);
+        assert_eq!(st.state_of(&"db3".into()), HostState::Unknown);
+        let owners: Vec<Option<&str>> = st.roles["reader"]
+            .iter()
+            .map(|s| s.owner.as_ref().map(|h| h.as_str()))
+            .collect();
+        assert_eq!(owners, [Some("db1"), None]);
     }
 }
