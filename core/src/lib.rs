@@ -14,6 +14,7 @@
 //! `core/tests/golden.rs`; property tests in `core/tests/properties.rs`.
 
 pub mod commands;
+pub mod detector;
 pub mod notice;
 pub mod render;
 mod roles;
@@ -25,6 +26,7 @@ pub mod topology;
 pub mod types;
 
 pub use commands::Command;
+pub use detector::{Probe, Trap, Verdict};
 pub use notice::{Level, ModeCause, Notice, Reason};
 pub use rules::{PEER_ONLINE_GRACE, SHORT_OUTAGE};
 pub use startup::{AgentReport, StartupReport, StoredStatus, SystemReport};

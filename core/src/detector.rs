@@ -1,0 +1,222 @@
+//! The check trap: MMM 2.2.1 `Checker.pm` (reference §1.4), which turns raw probe results
+//! into the check results the host rules see.
+//!
+//! A failure is reported only after it has lasted `trap_period`; a success is reported at once,
+//! but only if a failure (or nothing yet) had been reported; an UNKNOWN result reports nothing,
+//! keeps the last reported result and restarts the trap timer. One `Trap` per host and check.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::Time;
+
+/// What one probe found, classified as MMM did by the message prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Probe {
+    /// `OK…`
+    Ok(String),
+    /// `ERROR…`
+    Error(String),
+    /// `UNKNOWN…`: the probe could not tell (for example "Too many connections").
+    Unknown(String),
+}
+
+impl Probe {
+    /// Classifies a checker message by its prefix; anything unrecognised is an error.
+    pub fn from_message(message: &str) -> Probe {
+        if message.starts_with("OK") {
+            Probe::Ok(message.to_string())
+        } else if message.starts_with("UNKNOWN") {
+            Probe::Unknown(message.to_string())
+        } else {
+            Probe::Error(message.to_string())
+        }
+    }
+}
+
+/// Where a check stands between reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Phase {
+    /// Nothing seen yet.
+    Undefined,
+    /// Last seen OK, and that was reported.
+    Ok,
+    /// Failing since `since`, not yet reported.
+    Failing,
+    /// Failure reported.
+    Failed,
+    /// Last seen UNKNOWN.
+    Unknown,
+}
+
+/// A result to report: whether the check passes and its message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether the check passes.
+    pub ok: bool,
+    /// The probe's message.
+    pub message: String,
+}
+
+/// The trap of one check on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trap {
+    phase: Phase,
+    since: Time,
+}
+
+impl Default for Trap {
+    fn default() -> Self {
+        Trap {
+            phase: Phase::Undefined,
+            since: Time(0),
+        }
+    }
+}
+
+impl Trap {
+    /// Feeds one probe result seen at `now`; returns the result to report, if any.
+    pub fn observe(&mut self, probe: Probe, now: Time, trap_period: Duration) -> Option<Verdict> {
+        match probe {
+            Probe::Ok(message) => {
+                let report = !matches!(self.phase, Phase::Ok | Phase::Failing);
+                self.phase = Phase::Ok;
+                report.then_some(Verdict { ok: true, message })
+            }
+            Probe::Unknown(_) => {
+                if self.phase != Phase::Unknown {
+                    self.phase = Phase::Unknown;
+                    self.since = now;
+                }
+                None
+            }
+            Probe::Error(message) => {
+                match self.phase {
+                    Phase::Failed => return None,
+                    Phase::Failing => {}
+                    Phase::Undefined | Phase::Ok | Phase::Unknown => {
+                        self.phase = Phase::Failing;
+                        self.since = now;
+                    }
+                }
+                if now.since(self.since) < trap_period {
+                    return None;
+                }
+                self.phase = Phase::Failed;
+                Some(Verdict { ok: false, message })
+            }
+        }
+    }
+
+    /// How long the current failure has lasted, if one is being trapped or was reported.
+    pub fn failing_for(&self, now: Time) -> Option<Duration> {
+        matches!(self.phase, Phase::Failing | Phase::Failed).then(|| now.since(self.since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRAP: Duration = Duration::from_secs(10);
+
+    fn at(s: u64) -> Time {
+        Time::from_secs(s)
+    }
+
+    fn err() -> Probe {
+        Probe::Error("ERROR: Connect error".into())
+    }
+
+    fn ok() -> Probe {
+        Probe::Ok("OK".into())
+    }
+
+    #[test]
+    fn failure_is_reported_only_after_trap_period() {
+        let mut t = Trap::default();
+        assert_eq!(t.observe(ok(), at(0), TRAP).map(|v| v.ok), Some(true));
+        assert_eq!(t.observe(err(), at(5), TRAP), None);
+        assert_eq!(t.observe(err(), at(14), TRAP), None);
+        let v = t.observe(err(), at(15), TRAP);
+        assert_eq!(
+            v.map(|v| (v.ok, v.message)),
+            Some((false, "ERROR: Connect error".into()))
+        );
+        assert_eq!(
+            t.observe(err(), at(16), TRAP),
+            None,
+            "a failure is reported once"
+        );
+        assert_eq!(t.failing_for(at(20)), Some(Duration::from_secs(15)));
+    }
+
+    #[test]
+    fn success_is_reported_at_once_but_only_after_a_reported_failure() {
+        let mut t = Trap::default();
+        t.observe(ok(), at(0), TRAP);
+        assert_eq!(
+            t.observe(ok(), at(1), TRAP),
+            None,
+            "unchanged success is not reported"
+        );
+        t.observe(err(), at(2), TRAP);
+        assert_eq!(
+            t.observe(ok(), at(3), TRAP),
+            None,
+            "a failure shorter than trap_period is never reported, nor its end"
+        );
+        t.observe(err(), at(4), TRAP);
+        t.observe(err(), at(14), TRAP);
+        assert_eq!(t.observe(ok(), at(15), TRAP).map(|v| v.ok), Some(true));
+    }
+
+    #[test]
+    fn unknown_keeps_the_state_and_restarts_the_trap_timer() {
+        let mut t = Trap::default();
+        t.observe(ok(), at(0), TRAP);
+        t.observe(err(), at(1), TRAP);
+        assert_eq!(
+            t.observe(
+                Probe::Unknown("UNKNOWN: Too many connections!".into()),
+                at(9),
+                TRAP
+            ),
+            None
+        );
+        assert_eq!(
+            t.observe(err(), at(12), TRAP),
+            None,
+            "the trap restarted at 12"
+        );
+        assert_eq!(t.observe(err(), at(21), TRAP), None);
+        assert_eq!(t.observe(err(), at(22), TRAP).map(|v| v.ok), Some(false));
+    }
+
+    #[test]
+    fn zero_trap_period_reports_the_first_failure() {
+        let mut t = Trap::default();
+        assert_eq!(
+            t.observe(err(), at(0), Duration::ZERO).map(|v| v.ok),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn messages_are_classified_by_prefix() {
+        assert!(matches!(
+            Probe::from_message("OK: Backlog is null"),
+            Probe::Ok(_)
+        ));
+        assert!(matches!(
+            Probe::from_message("UNKNOWN: Connect error"),
+            Probe::Unknown(_)
+        ));
+        assert!(matches!(
+            Probe::from_message("ERROR: Timeout"),
+            Probe::Error(_)
+        ));
+        assert!(matches!(Probe::from_message("garbage"), Probe::Error(_)));
+    }
+}
