@@ -383,10 +383,18 @@ fn try_move_role(ctx: &mut Ctx<'_>, role_name: &str, name: &str) -> Result<Strin
     if !ctx.is_exclusive(&role) {
         // MMM's quirk, kept: for a balanced role move_role only drops that role's IPs from the
         // host; distribution then gives them to another eligible host.
+        let mut removed = Vec::new();
         if let Some(slots) = ctx.st.roles.get_mut(&role) {
             for s in slots.iter_mut().filter(|s| s.owner.as_ref() == Some(&host)) {
                 s.owner = None;
+                removed.push(RoleIp::new(role.clone(), s.ip));
             }
+        }
+        for r in removed {
+            ctx.notice(Notice::RoleRemoved {
+                host: host.clone(),
+                role: r,
+            });
         }
         return Ok(format!(
             "OK: Balanced role {role} has been removed from host '{host}'. Now you can wait some time and check new roles info!"

@@ -241,6 +241,11 @@ pub(crate) fn determine(ctx: &mut Ctx<'_>, report: &StartupReport) {
     ctx.notice(Notice::StartupTable {
         table: table.clone(),
     });
+    // MMM loaded the status file through the state setter before applying the vote, so a
+    // stored ONLINE host voted into a failed state counts one departure for flap detection.
+    for (host, stored) in &report.stored {
+        ctx.set_state(host, stored.state);
+    }
     for (host, state) in states {
         ctx.set_state(&host, state);
     }

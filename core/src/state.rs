@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::step::AgentStatus;
 use crate::topology::Topology;
 use crate::types::{CheckKind, Epoch, HostName, HostState, Mode, RoleIp, RoleName, Time};
 
@@ -108,6 +109,12 @@ pub struct ClusterState {
     pub epoch: Epoch,
     /// The time of the latest event applied.
     pub now: Time,
+    /// The status each agent was last told (by an effect). Whatever differs from it is
+    /// announced as soon as sending is allowed again, so nothing decided while PASSIVE or
+    /// while the network was down is lost.
+    pub announced: BTreeMap<HostName, AgentStatus>,
+    /// The writer as last announced.
+    pub announced_writer: Option<HostName>,
 }
 
 impl ClusterState {
@@ -146,6 +153,8 @@ impl ClusterState {
                 .collect(),
             epoch: Epoch(0),
             now,
+            announced: BTreeMap::new(),
+            announced_writer: None,
         }
     }
 
@@ -155,6 +164,7 @@ impl ClusterState {
     pub fn reconcile(&mut self, topo: &Topology) {
         let now = self.now;
         self.hosts.retain(|h, _| topo.hosts.contains_key(h));
+        self.announced.retain(|h, _| topo.hosts.contains_key(h));
         for h in topo.hosts.keys() {
             self.hosts
                 .entry(h.clone())

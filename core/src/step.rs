@@ -5,12 +5,12 @@
 //! changes and an `Outcome` comes out with the admin reply, the notices to log and the effects
 //! for the leader to execute.
 //!
-//! Effects are derived, not scattered: after the event is applied, every host whose agent
-//! status (state, roles, active master, epoch) changed gets a `SendStatus`, ordered so that
-//! the old writer is told first, the new writer last. Any change of writer moves the epoch on
-//! by exactly one per step. In PASSIVE mode and while the network is down nothing is sent.
-
-use std::collections::BTreeMap;
+//! Effects are derived, not scattered: the state remembers what each agent was last told, and
+//! after every step each host whose agent status (state, roles, active master, epoch) differs
+//! from that gets a `SendStatus`, ordered so that the old writer is told first and the new
+//! writer last. In PASSIVE mode and while the network is down nothing is sent; what changed
+//! meanwhile goes out as soon as sending is allowed again. Any change of writer moves the epoch
+//! on by exactly one per step.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,8 @@ pub enum Event {
         /// Whether any ping_ip answers.
         up: bool,
     },
-    /// The startup vote, once, from stored, agent and system status.
+    /// The startup vote, once, from stored, agent and system status. Roles are distributed
+    /// from the next tick on.
     Startup(StartupReport),
     /// An admin command that changes state.
     Admin(Command),
@@ -251,11 +252,6 @@ pub fn step(
     if matches!(event, Event::Startup(_)) && st.started {
         return Err(StepError::AlreadyStarted);
     }
-    let before: BTreeMap<HostName, AgentStatus> = topo
-        .hosts
-        .keys()
-        .map(|h| (h.clone(), agent_status(topo, st, h)))
-        .collect();
     let writer_before = st.active_master(topo).cloned();
     if now > st.now {
         st.now = now;
@@ -298,8 +294,9 @@ pub fn step(
             ctx.st.network_up = up;
         }
         Event::Startup(report) => {
+            // Only the vote: as in MMM's main loop, the next tick runs the host rules before
+            // the first distribution, so a host voted ONLINE whose checks fail gets no role.
             crate::startup::determine(&mut ctx, &report);
-            crate::roles::distribute(&mut ctx);
         }
         Event::Admin(cmd) => {
             if cmd.is_read_only() {
@@ -321,21 +318,13 @@ pub fn step(
     if writer_after != writer_before {
         st.epoch = st.epoch.next();
         out.notices.push(Notice::WriterChanged {
-            from: writer_before.clone(),
-            to: writer_after.clone(),
+            from: writer_before,
+            to: writer_after,
             epoch: st.epoch,
         });
-        if st.mode != Mode::Passive {
-            out.effects.push(Effect::WriterChanged {
-                from: writer_before.clone(),
-                to: writer_after.clone(),
-                epoch: st.epoch,
-            });
-        }
     }
-    if st.mode != Mode::Passive && st.network_up {
-        out.effects
-            .extend(status_effects(topo, st, &before, cleanup, &writer_after));
+    if st.started && st.mode != Mode::Passive && st.network_up {
+        out.effects.extend(announce(topo, st, cleanup));
     }
     Ok(out)
 }
@@ -383,45 +372,50 @@ fn apply_check(ctx: &mut Ctx<'_>, r: CheckReport) {
     }
 }
 
-/// The SendStatus and ClearBadRoles effects for the end of a step.
-fn status_effects(
-    topo: &Topology,
-    st: &ClusterState,
-    before: &BTreeMap<HostName, AgentStatus>,
-    cleanup: bool,
-    writer: &Option<HostName>,
-) -> Vec<Effect> {
-    let mut order: Vec<&HostName> = Vec::new();
+/// The effects that bring every agent up to date: `WriterChanged` if the writer differs from
+/// the one last announced, then a `SendStatus` for every host whose status differs from what it
+/// was last told (every host, with a `ClearBadRoles`, after MMM's cleanup), the old writer first
+/// and the new writer last. Records what was announced.
+fn announce(topo: &Topology, st: &mut ClusterState, cleanup: bool) -> Vec<Effect> {
+    let mut out = Vec::new();
+    let writer = st.active_master(topo).cloned();
+    if writer != st.announced_writer {
+        out.push(Effect::WriterChanged {
+            from: st.announced_writer.clone(),
+            to: writer.clone(),
+            epoch: st.epoch,
+        });
+    }
+    let had_writer = |h: &HostName| {
+        st.announced
+            .get(h)
+            .is_some_and(|a| a.roles.iter().any(|r| r.role == topo.active_master_role))
+    };
+    let mut order: Vec<HostName> = Vec::new();
     if cleanup {
         // MMM's cleanup_and_send_status order: the passive master, the slaves, the active
         // master last.
         order.extend(
             topo.hosts
                 .keys()
-                .filter(|h| topo.is_master(h) && Some(*h) != writer.as_ref()),
+                .filter(|h| topo.is_master(h) && Some(*h) != writer.as_ref())
+                .cloned(),
         );
-        order.extend(topo.hosts.keys().filter(|h| !topo.is_master(h)));
-        order.extend(writer.iter());
+        order.extend(topo.hosts.keys().filter(|h| !topo.is_master(h)).cloned());
     } else {
-        // A host that lost the writer role first, then the others, the new writer last.
-        let lost_writer = |h: &HostName| {
-            before.get(h).is_some_and(|b| {
-                b.roles.iter().any(|r| r.role == topo.active_master_role)
-                    && writer.as_ref() != Some(h)
-            })
-        };
-        order.extend(topo.hosts.keys().filter(|h| lost_writer(h)));
+        let lost = |h: &&HostName| had_writer(h) && writer.as_ref() != Some(*h);
+        order.extend(topo.hosts.keys().filter(lost).cloned());
         order.extend(
             topo.hosts
                 .keys()
-                .filter(|h| !lost_writer(h) && writer.as_ref() != Some(*h)),
+                .filter(|h| !lost(h) && writer.as_ref() != Some(*h))
+                .cloned(),
         );
-        order.extend(writer.iter());
     }
-    let mut out = Vec::new();
+    order.extend(writer.iter().cloned());
     for host in order {
-        let now = agent_status(topo, st, host);
-        let prev = before.get(host);
+        let now = agent_status(topo, st, &host);
+        let prev = st.announced.get(&host);
         if !cleanup && prev == Some(&now) {
             continue;
         }
@@ -431,12 +425,14 @@ fn status_effects(
             HostState::HardOffline | HostState::ReplicationFail | HostState::ReplicationDelay
         );
         out.push(Effect::SendStatus {
-            status: now,
+            status: now.clone(),
             fence: lost_roles && failed,
         });
         if cleanup {
             out.push(Effect::ClearBadRoles { host: host.clone() });
         }
+        st.announced.insert(host, now);
     }
+    st.announced_writer = writer;
     out
 }

@@ -13,7 +13,7 @@
 //! - `startup [stored.H="STATE|roles"] [agent.H="STATE|roles|master"]
 //!   [system.H="writable|roles|master"]`: the startup vote, with MMM's wire formats.
 //! - `bootstrap`: every check OK on every host, then a startup with every host stored ONLINE
-//!   and every agent answering with no roles.
+//!   and every agent answering with no roles, then a tick that distributes the roles.
 //! - `check HOST|all CHECK=ok|fail... [msg=TEXT]`: check results, applied together.
 //! - `tick [SECS]`: advance the clock (default 1 s) and run the time-based rules.
 //! - `agent HOST up|down`, `uptime HOST SECS`, `network up|down`.
@@ -465,6 +465,7 @@ impl goldenscript::Runner for Runner {
                 }
                 let mut s = self.event(Event::Checks(checks))?;
                 s.push_str(&self.event(Event::Startup(report))?);
+                s.push_str(&self.event(Event::Tick)?);
                 Ok(s)
             }
             "check" => self.check(cmd),

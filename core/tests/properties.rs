@@ -231,6 +231,7 @@ proptest! {
         let mut st = ClusterState::new(&topo, now);
         let boot = startup(&st);
         step(&topo, &mut st, now, boot).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        step(&topo, &mut st, now, Event::Tick).map_err(|e| TestCaseError::fail(e.to_string()))?;
         check_invariants(&topo, &st)?;
         for (secs, ev) in events {
             now = now.plus(Duration::from_secs(secs));
