@@ -30,10 +30,12 @@ use std::time::Duration;
 use goldenscript::{Argument, Command as Script, Context};
 use mmm_core::{
     render, step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Effect, Event,
-    HostMode, HostName, HostSpec, HostState, Outcome, RoleIp, RoleMode, RoleName, RoleSpec,
-    Settings, StartupReport, StoredStatus, SystemReport, Time, Topology,
+    HostMode, HostName, HostSpec, Outcome, RoleIp, RoleMode, RoleName, RoleSpec, Settings,
+    StartupReport, StoredStatus, SystemReport, Time, Topology,
 };
 use test_each_file::test_each_path;
+
+mod common;
 
 test_each_path! { in "core/tests/golden" as golden => run_script }
 
@@ -424,33 +426,7 @@ impl goldenscript::Runner for Runner {
             "startup" => self.startup(cmd),
             "bootstrap" => {
                 let (topo, _) = self.cluster()?;
-                let hosts: Vec<HostName> = topo.hosts.keys().cloned().collect();
-                let mut report = StartupReport::default();
-                for h in hosts {
-                    report.stored.insert(
-                        h.clone(),
-                        StoredStatus {
-                            state: HostState::Online,
-                            roles: vec![],
-                        },
-                    );
-                    report.agents.insert(
-                        h.clone(),
-                        AgentReport {
-                            state: HostState::Online,
-                            roles: vec![],
-                            master: None,
-                        },
-                    );
-                    report.systems.insert(
-                        h,
-                        SystemReport {
-                            writable: false,
-                            roles: vec![],
-                            master: None,
-                        },
-                    );
-                }
+                let report = common::healthy_startup(topo);
                 let mut checks = Vec::new();
                 let (topo, _) = self.cluster()?;
                 for (h, spec) in &topo.hosts {

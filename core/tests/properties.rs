@@ -15,11 +15,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mmm_core::{
-    step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Event, HostMode, HostName,
-    HostSpec, HostState, Mode, RoleMode, RoleName, RoleSpec, Settings, StartupReport, StoredStatus,
-    SystemReport, Time, Topology,
+    step, CheckKind, CheckReport, ClusterState, Command, Event, HostMode, HostName, HostSpec,
+    HostState, Mode, RoleMode, RoleName, RoleSpec, Settings, Time, Topology,
 };
 use proptest::prelude::*;
+
+mod common;
 
 const HOSTS: [&str; 4] = ["master1", "master2", "slave1", "slave2"];
 
@@ -149,36 +150,6 @@ fn event() -> impl Strategy<Value = (u64, Event)> {
     (prop::sample::select(vec![0u64, 1, 5, 30, 61, 400]), ev)
 }
 
-fn startup(st: &ClusterState) -> Event {
-    let mut report = StartupReport::default();
-    for h in st.hosts.keys() {
-        report.stored.insert(
-            h.clone(),
-            StoredStatus {
-                state: HostState::Online,
-                roles: vec![],
-            },
-        );
-        report.agents.insert(
-            h.clone(),
-            AgentReport {
-                state: HostState::Online,
-                roles: vec![],
-                master: None,
-            },
-        );
-        report.systems.insert(
-            h.clone(),
-            SystemReport {
-                writable: false,
-                roles: vec![],
-                master: None,
-            },
-        );
-    }
-    Event::Startup(report)
-}
-
 fn check_invariants(topo: &Topology, st: &ClusterState) -> Result<(), TestCaseError> {
     let mut seen = BTreeSet::new();
     for (role, slots) in &st.roles {
@@ -229,7 +200,7 @@ proptest! {
         let topo = topology(prefer, mode);
         let mut now = Time::from_secs(1_000_000);
         let mut st = ClusterState::new(&topo, now);
-        let boot = startup(&st);
+        let boot = Event::Startup(common::healthy_startup(&topo));
         step(&topo, &mut st, now, boot).map_err(|e| TestCaseError::fail(e.to_string()))?;
         step(&topo, &mut st, now, Event::Tick).map_err(|e| TestCaseError::fail(e.to_string()))?;
         check_invariants(&topo, &st)?;
