@@ -51,7 +51,9 @@ pub use notice::{Level, ModeCause, Notice, Reason};
 pub use rules::{PEER_ONLINE_GRACE, SHORT_OUTAGE};
 pub use startup::{AgentReport, StartupReport, StoredStatus, SystemReport};
 pub use state::{CheckStatus, ClusterState, HostStatus, IpSlot};
-pub use step::{agent_status, step, AgentStatus, CheckReport, Effect, Event, Outcome, StepError};
+pub use step::{
+    agent_status, reconfigure, step, AgentStatus, CheckReport, Effect, Event, Outcome, StepError,
+};
 pub use topology::{HostSpec, RoleSpec, Settings, Topology, TopologyError};
 pub use types::{
     CheckKind, Epoch, HostMode, HostName, HostState, Mode, ParseError, RoleIp, RoleMode, RoleName,

@@ -252,6 +252,11 @@ pub fn step(
     if matches!(event, Event::Startup(_)) && st.started {
         return Err(StepError::AlreadyStarted);
     }
+    if let Event::Admin(cmd) = &event {
+        if cmd.is_read_only() {
+            return Err(StepError::ReadOnly(cmd.to_string()));
+        }
+    }
     let writer_before = st.active_master(topo).cloned();
     if now > st.now {
         st.now = now;
@@ -299,9 +304,6 @@ pub fn step(
             crate::startup::determine(&mut ctx, &report);
         }
         Event::Admin(cmd) => {
-            if cmd.is_read_only() {
-                return Err(StepError::ReadOnly(cmd.to_string()));
-            }
             reply = Some(crate::commands::execute(&mut ctx, &cmd));
             crate::roles::distribute(&mut ctx);
         }
@@ -309,6 +311,49 @@ pub fn step(
     let Ctx {
         notices, cleanup, ..
     } = ctx;
+    Ok(finish(topo, st, writer_before, reply, notices, cleanup))
+}
+
+/// Adapts the state to an edited topology (`ClusterState::reconcile`) and, once the cluster
+/// has started, redistributes roles. A writer that loses its role this way moves the epoch on
+/// and is announced like any other writer change.
+pub fn reconfigure(
+    topo: &Topology,
+    st: &mut ClusterState,
+    now: Time,
+) -> Result<Outcome, crate::topology::TopologyError> {
+    topo.validate()?;
+    let writer_before = st.active_master(topo).cloned();
+    if now > st.now {
+        st.now = now;
+    }
+    st.reconcile(topo);
+    let mut ctx = Ctx {
+        topo,
+        st,
+        now,
+        notices: Vec::new(),
+        cleanup: false,
+    };
+    if ctx.st.started {
+        crate::roles::distribute(&mut ctx);
+    }
+    let Ctx {
+        notices, cleanup, ..
+    } = ctx;
+    Ok(finish(topo, st, writer_before, None, notices, cleanup))
+}
+
+/// The end of every step: the epoch moves on if the writer changed, and whatever agents have
+/// not been told yet is announced.
+fn finish(
+    topo: &Topology,
+    st: &mut ClusterState,
+    writer_before: Option<HostName>,
+    reply: Option<String>,
+    notices: Vec<Notice>,
+    cleanup: bool,
+) -> Outcome {
     let mut out = Outcome {
         reply,
         notices,
@@ -326,7 +371,7 @@ pub fn step(
     if st.started && st.mode != Mode::Passive && st.network_up {
         out.effects.extend(announce(topo, st, cleanup));
     }
-    Ok(out)
+    out
 }
 
 fn validate_event(topo: &Topology, event: &Event) -> Result<(), StepError> {
