@@ -1,6 +1,157 @@
 //! MMM configuration files.
 //!
-//! It will parse `mmm_common.conf`, `mmm_agent.conf` and `mmm_mon.conf` exactly as MMM 2.2.1
-//! did (includes, `<host default>` templates, comma lists, boolean spellings, world-readable
-//! refusal), give every key MMM's default and a type, validate each program's required keys,
-//! and read the monitor-group extension. Every error names the file, the line and the key.
+//! This crate parses `mmm_common.conf`, `mmm_agent.conf`, `mmm_mon.conf` and `mmm_tools.conf`
+//! as MMM 2.2.1 did (includes, `<host default>` templates, comma lists, boolean spellings,
+//! world-readable refusal), gives every key MMM's default and a type, validates each program's
+//! required keys and the references between sections, and reads the monitor-group extension.
+//! Every error names the file, the line and the section or key, and one load reports as many
+//! errors as it can find.
+//!
+//! The layers, each in its own module:
+//! - `syntax`: one line at a time (comments, tags, `key value`); documents the comment rule.
+//! - `reader`: files, permissions, includes and sections into a raw document.
+//! - `keys`: the table of keys per section and which program requires them.
+//! - `model` and `build`: typed values, defaults, templates, merging of repeated sections.
+//! - `validate`: per-program requirements and cross-references.
+//! - `summary`: what was understood, in words, for `--check-config`.
+//!
+//! Loading is `syntax → reader → build → validate`; when reading fails (a missing include, a
+//! malformed line), the requirement checks are skipped so that the report names causes rather
+//! than their consequences. Unit tests sit in each module; `tests/` holds the seed files, MMM's
+//! sample files, a monitor-group config, one test per error message and the fuzz test.
+//!
+//! # The monitor-group extension
+//!
+//! New keys in `<monitor>`: `node` (which replica this file is for), `data_dir` (default
+//! `/var/lib/mysql-mmm/raft`), `lease` (1.5 s), `lease_renew_interval` (0.3 s), `clock_drift`
+//! (0.01), `raft_heartbeat` (0.1 s), `election_timeout_min` (0.4 s), `election_timeout_max`
+//! (0.8 s), and the optional paths `api_secret_file`, `api_readonly_secret_file`,
+//! `raft_secret_file`, `agent_secret_file`. New sections `<monitor_node NAME>` with `ip`
+//! (required) and `port` (default 9988). With monitor nodes, `node` must name one of them (the
+//! monitor requires it) and `<monitor> ip` is no longer required; without them the group is the
+//! single replica at `<monitor> ip:port` (see [`Config::monitor_group`]).
+
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::string_slice
+    )
+)]
+
+mod build;
+mod error;
+mod files;
+mod keys;
+mod model;
+mod reader;
+mod secret;
+mod summary;
+mod syntax;
+mod validate;
+mod value;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Error, Errors, KeyHint, Location, Scope, Warning};
+pub use files::{
+    cluster_from_arg, config_file_name, DiskFiles, Files, InvalidClusterName, MemoryFiles, Program,
+    DEFAULT_SEARCH_PATH,
+};
+pub use model::{
+    Check, CheckName, Config, CopyMethod, Host, HostMode, Monitor, MonitorGroup, MonitorMember,
+    MonitorMode, MonitorNode, Role, RoleMode, Socket, SocketType, UnknownWord,
+    IMPLICIT_MONITOR_NODE,
+};
+pub use secret::Secret;
+pub use summary::summary;
+pub use syntax::SectionKind;
+pub use value::format_seconds;
+
+/// Loads configuration files with a given include search path.
+#[derive(Clone, Debug)]
+pub struct Loader {
+    search_path: Vec<PathBuf>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Loader::new()
+    }
+}
+
+impl Loader {
+    /// A loader with MMM's search path, `/etc`, `/etc/mmm`, `/etc/mysql-mmm`.
+    pub fn new() -> Self {
+        Loader::with_search_path(DEFAULT_SEARCH_PATH)
+    }
+
+    /// A loader that looks for included files (after the including file's own directory) and
+    /// for [`Loader::locate`]d files in these directories, in order.
+    pub fn with_search_path<P: Into<PathBuf>>(dirs: impl IntoIterator<Item = P>) -> Self {
+        Loader {
+            search_path: dirs.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// The search path.
+    pub fn search_path(&self) -> &[PathBuf] {
+        &self.search_path
+    }
+
+    /// Finds a config file on disk by name, as MMM does: `.conf` is appended when missing, and
+    /// the first readable file in the search path wins. A name with a directory part is used
+    /// as it is.
+    pub fn locate(&self, name: &str) -> Option<PathBuf> {
+        self.locate_in(&DiskFiles, name)
+    }
+
+    /// [`Loader::locate`] over any [`Files`].
+    pub fn locate_in(&self, files: &dyn Files, name: &str) -> Option<PathBuf> {
+        let name = files::with_conf_suffix(name);
+        let path = Path::new(&name);
+        if path.components().count() > 1 || path.is_absolute() {
+            return files.is_readable(path).then(|| path.to_path_buf());
+        }
+        self.search_path
+            .iter()
+            .map(|dir| dir.join(path))
+            .find(|candidate| files.is_readable(candidate))
+    }
+
+    /// Loads `path` from disk and validates it for `program`.
+    pub fn load(&self, path: impl AsRef<Path>, program: Program) -> Result<Config, Errors> {
+        self.load_from(&DiskFiles, path.as_ref(), program)
+    }
+
+    /// Loads `path` from `files` (disk or memory) and validates it for `program`.
+    pub fn load_from(
+        &self,
+        files: &dyn Files,
+        path: &Path,
+        program: Program,
+    ) -> Result<Config, Errors> {
+        let (doc, mut errors, mut warnings) =
+            reader::Reader::new(files, &self.search_path).read(path);
+        let structural = errors.iter().any(Error::is_structural);
+        let (mut config, origins) = build::Builder::new(&mut errors, &mut warnings).build(&doc);
+        if !structural {
+            validate::Validator::new(&config, &origins, program, &mut errors, &mut warnings).run();
+        }
+        if errors.is_empty() {
+            config.warnings = warnings;
+            Ok(config)
+        } else {
+            Err(Errors(errors))
+        }
+    }
+}
+
+/// Loads `path` from disk with MMM's search path and validates it for `program`.
+pub fn load(path: impl AsRef<Path>, program: Program) -> Result<Config, Errors> {
+    Loader::new().load(path, program)
+}

@@ -85,10 +85,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod codec;
 mod log_store;
+pub mod network;
 mod state_machine;
 mod store;
 
 pub use log_store::LogStore;
+pub use network::{router, HttpNetwork};
 pub use state_machine::{
     AppliedState, SnapshotBuilder, SnapshotError, StateMachineStore, StateReader,
 };
