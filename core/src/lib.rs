@@ -33,6 +33,7 @@
 //! | Every mmm_control command and each of its replies, in MMM's order of checks (§1.2) | every script in `commands/`, one per reply string |
 //! | Failover and the seed document's test; epochs; fencing; re-pointing (§1.7) | every script in `failover/` |
 
+pub mod api;
 pub mod commands;
 pub mod detector;
 pub mod notice;
