@@ -1,0 +1,271 @@
+//! The monitor API on every replica (paths and types in `mmm_core::api`).
+//!
+//! Read-only commands are answered from this replica's applied state; with `linearizable`,
+//! the leader first confirms it still leads (a follower forwards such a read). Commands that
+//! change state go through Raft: the leader commits them, a follower forwards them to the
+//! leader once (a forwarded request is never forwarded again). With no leader the answer is
+//! 503 and says so.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mmm_core::api::{
+    reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, LeaderInfo, Member,
+    COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, STATE_PATH, STATUS_PATH,
+};
+use mmm_core::{render, Command, Event};
+use mmm_raft::typ::Raft;
+use mmm_raft::{Request, StateReader};
+use openraft::error::{ClientWriteError, RaftError};
+
+use crate::group::Group;
+
+/// Marks a command a follower forwarded, so that it is never forwarded twice.
+const FORWARDED: &str = "x-mmm-forwarded";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Api {
+    raft: Raft,
+    reader: StateReader,
+    group: Group,
+    /// For forwarding to the leader.
+    client: reqwest::Client,
+}
+
+impl Api {
+    /// The API of one replica.
+    pub fn new(raft: Raft, reader: StateReader, group: Group) -> anyhow::Result<Api> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("HTTP client for forwarding")?;
+        Ok(Api {
+            raft,
+            reader,
+            group,
+            client,
+        })
+    }
+
+    fn leader(&self) -> Option<(u64, Option<String>)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone());
+        Some((id, addr))
+    }
+
+    fn leader_name(&self) -> Option<String> {
+        self.leader().map(|(id, _)| self.group.name_of(id))
+    }
+}
+
+/// The routes, with the API state.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route(HEALTHZ_PATH, get(|| async { "OK\n" }))
+        .route(LEADER_PATH, get(leader))
+        .route(STATUS_PATH, get(status))
+        .route(STATE_PATH, get(state))
+        .route(COMMAND_PATH, post(command))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ApiError {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+fn no_leader(api: &Api) -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the monitor group has no leader (replica {} sees none); a majority of the {} replicas must run and reach each other",
+            api.group.this.name,
+            api.group.members.len()
+        ),
+    )
+}
+
+async fn leader(State(api): State<Api>) -> Response {
+    let m = api.raft.metrics().borrow().clone();
+    let info = LeaderInfo {
+        replica: api.group.this.name.clone(),
+        leader: api.leader_name(),
+        leader_addr: api.leader().and_then(|(_, a)| a),
+        term: m.current_term,
+    };
+    let code = if m.current_leader == Some(api.group.this.id) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(info)).into_response()
+}
+
+async fn status(State(api): State<Api>) -> Json<GroupStatus> {
+    let m = api.raft.metrics().borrow().clone();
+    let replication = m
+        .replication
+        .as_ref()
+        .map(|r| {
+            r.iter()
+                .map(|(id, matched)| (api.group.name_of(*id), matched.map(|l| l.index)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(GroupStatus {
+        replica: api.group.this.name.clone(),
+        id: api.group.this.id,
+        raft_state: format!("{:?}", m.state),
+        term: m.current_term,
+        leader: api.leader_name(),
+        last_log_index: m.last_log_index,
+        last_applied_index: m.last_applied.map(|l| l.index),
+        replication,
+        members: api
+            .group
+            .members
+            .iter()
+            .map(|m| Member {
+                name: m.name.clone(),
+                id: m.id,
+                addr: m.addr.to_string(),
+            })
+            .collect(),
+        millis_since_quorum_ack: m.millis_since_quorum_ack,
+    })
+}
+
+async fn state(State(api): State<Api>) -> Response {
+    let applied = api.reader.read();
+    Json(serde_json::json!({
+        "replica": api.group.this.name,
+        "log_index": applied.last_applied.map(|l| l.index),
+        "topology": applied.topology,
+        "state": applied.state,
+    }))
+    .into_response()
+}
+
+/// The local UTC offset, for the dates in `checks` (MMM printed local time).
+fn utc_offset_secs() -> i64 {
+    i64::from(chrono::Local::now().offset().local_minus_utc())
+}
+
+async fn command(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(req): Json<CommandRequest>,
+) -> Response {
+    let forwarded = headers.contains_key(FORWARDED);
+    let cmd = Command::parse(&req.line);
+    let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+    if cmd.is_read_only() {
+        if req.linearizable {
+            if !is_leader {
+                return forward(&api, &req, forwarded).await;
+            }
+            if let Err(e) = api.raft.ensure_linearizable().await {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("cannot confirm leadership: {e}"),
+                );
+            }
+        }
+        let applied = api.reader.read();
+        let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the monitor group has not applied its configuration yet",
+            );
+        };
+        let reply = render::query(topo, st, &cmd, utc_offset_secs()).unwrap_or_default();
+        return Json(CommandReply {
+            ok: !reply_is_error(&reply),
+            reply,
+            replica: api.group.this.name.clone(),
+            leader: api.leader_name(),
+            log_index: applied.last_applied.map(|l| l.index),
+        })
+        .into_response();
+    }
+    let request = Request::Event {
+        now: crate::now(),
+        event: Event::Admin(cmd),
+    };
+    match api.raft.client_write(request).await {
+        Ok(resp) => match resp.data {
+            Ok(outcome) => {
+                let reply = outcome.reply.unwrap_or_default();
+                Json(CommandReply {
+                    ok: !reply_is_error(&reply),
+                    reply,
+                    replica: api.group.this.name.clone(),
+                    leader: api.leader_name(),
+                    log_index: Some(resp.log_id.index),
+                })
+                .into_response()
+            }
+            Err(mmm_raft::ApplyError::NotConfigured) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the monitor group has not applied its configuration yet",
+            ),
+            Err(e) => error(StatusCode::CONFLICT, e.to_string()),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+            forward(&api, &req, forwarded).await
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not committed: {e}"),
+        ),
+    }
+}
+
+/// Sends a command to the leader once and relays its answer.
+async fn forward(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
+    let Some((_, Some(addr))) = api.leader() else {
+        return no_leader(api);
+    };
+    if forwarded {
+        return no_leader(api);
+    }
+    let url = format!("http://{addr}{COMMAND_PATH}");
+    let sent = api
+        .client
+        .post(&url)
+        .header(FORWARDED, "1")
+        .json(req)
+        .send()
+        .await;
+    match sent {
+        Ok(resp) => {
+            let code =
+                StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            match resp.bytes().await {
+                Ok(body) => (code, [("content-type", "application/json")], body).into_response(),
+                Err(e) => error(StatusCode::BAD_GATEWAY, format!("leader at {addr}: {e}")),
+            }
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("cannot reach the leader at {addr}: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,135 @@
+//! `mmm_mond [@CLUSTER] [--config FILE] [--check-config]`: one replica of the monitor group.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use mmm_config::{Config, Program};
+use tokio_util::sync::CancellationToken;
+
+/// One replica of the mmm-raft monitor group (MMM 2.2.1's mmm_mond).
+#[derive(Parser, Debug)]
+#[command(name = "mmm_mond", version)]
+struct Args {
+    /// `@NAME` selects cluster NAME: mmm_mon_NAME.conf instead of mmm_mon.conf.
+    cluster: Option<String>,
+    /// The configuration file (default: mmm_mon[_NAME].conf in /etc, /etc/mmm, /etc/mysql-mmm).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print what the configuration means and exit: 0 if it is valid, 2 with the errors.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn cluster(args: &Args) -> anyhow::Result<Option<String>> {
+    match &args.cluster {
+        None => Ok(None),
+        Some(a) => mmm_config::cluster_from_arg(a)
+            .map(|c| Some(c.to_string()))
+            .ok_or_else(|| anyhow!("'{a}' is not a cluster: write @NAME")),
+    }
+}
+
+fn config_path(args: &Args, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.config {
+        return Ok(p.clone());
+    }
+    let name = mmm_config::config_file_name(Program::Monitor, cluster)?;
+    mmm_config::Loader::new().locate(&name).ok_or_else(|| {
+        anyhow!("no readable {name} in /etc, /etc/mmm or /etc/mysql-mmm; give --config")
+    })
+}
+
+fn load(args: &Args) -> Result<(Config, Option<String>), ExitCode> {
+    let fail = |e: anyhow::Error| {
+        eprintln!("mmm_mond: {e:#}");
+        ExitCode::from(2)
+    };
+    let cluster = cluster(args).map_err(fail)?;
+    let path = config_path(args, cluster.as_deref()).map_err(fail)?;
+    match mmm_config::load(&path, Program::Monitor) {
+        Ok(c) => Ok((c, cluster)),
+        Err(errors) => {
+            eprintln!("{errors}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (config, cluster) = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if args.check_config {
+        print!("{}", mmm_config::summary(&config, Program::Monitor));
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmm_mond: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cluster)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mmm_mond: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config, cluster: Option<String>) -> anyhow::Result<()> {
+    let group = mmm_mond::group::Group::from_config(&config, cluster.as_deref())?;
+    let topology = mmm_mond::topology::topology(&config)?;
+    let monitor = config.monitor.as_ref().context("no <monitor> section")?;
+    let cfg = mmm_mond::replica::ReplicaConfig {
+        group,
+        topology,
+        data_dir: monitor.data_dir.clone(),
+        timing: mmm_mond::replica::Timing {
+            heartbeat: monitor.raft_heartbeat,
+            election_min: monitor.election_timeout_min,
+            election_max: monitor.election_timeout_max,
+            tick: std::time::Duration::from_secs(1),
+        },
+    };
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        signals.cancel();
+    });
+    mmm_mond::replica::run(cfg, shutdown).await
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,127 @@
+//! One monitor replica: its Raft node, its listener and its lifetime.
+//!
+//! Start: open the store (refusing another group's directory), create the Raft node, bind the
+//! listener, initialize the group if this store is pristine (safe on every member at once, with
+//! the same membership), then serve Raft RPCs and the API and run the leader loop.
+//! Stop (the token is cancelled): stop accepting, let in-flight requests finish, stop the
+//! leader loop, shut Raft down; sled has flushed every acknowledged write already.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mmm_core::Topology;
+use mmm_raft::typ::Raft;
+use mmm_raft::{HttpNetwork, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::group::Group;
+
+/// Raft timing, from `<monitor>`.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Leader heartbeat.
+    pub heartbeat: Duration,
+    /// Election timeout, lower bound.
+    pub election_min: Duration,
+    /// Election timeout, upper bound.
+    pub election_max: Duration,
+    /// How often the leader proposes a tick.
+    pub tick: Duration,
+}
+
+/// Everything a replica needs to run.
+pub struct ReplicaConfig {
+    /// The group and this member.
+    pub group: Group,
+    /// The topology from this replica's configuration files.
+    pub topology: Topology,
+    /// The store directory.
+    pub data_dir: std::path::PathBuf,
+    /// Raft timing.
+    pub timing: Timing,
+}
+
+fn raft_config(group: &Group, t: &Timing) -> anyhow::Result<Arc<openraft::Config>> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let config = openraft::Config {
+        cluster_name: group.id.clone(),
+        heartbeat_interval: ms(t.heartbeat),
+        election_timeout_min: ms(t.election_min),
+        election_timeout_max: ms(t.election_max),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+        max_in_snapshot_log_to_keep: 100,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate().context("Raft timing")?))
+}
+
+/// Runs a replica until `shutdown` is cancelled.
+pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ReplicaConfig {
+        group,
+        topology,
+        data_dir,
+        timing,
+    } = cfg;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let (log, sm) = Store::open(&data_dir, &group.id)?;
+    let reader = sm.reader();
+    let network = HttpNetwork::new(group.this.id).context("HTTP client for Raft")?;
+    let raft = Raft::new(
+        group.this.id,
+        raft_config(&group, &timing)?,
+        network,
+        log,
+        sm,
+    )
+    .await
+    .context("starting Raft")?;
+    let listener = tokio::net::TcpListener::bind(group.this.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", group.this.addr))?;
+    tracing::info!(node = %group.this.name, addr = %group.this.addr, group = %group.id, "monitor replica started");
+
+    match raft.initialize(group.nodes()).await {
+        Ok(()) => tracing::info!(members = group.members.len(), "monitor group initialized"),
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => tracing::debug!("monitor group already initialized"),
+        Err(e) => return Err(e).context("initializing the monitor group"),
+    }
+
+    let app = crate::api::router(crate::api::Api::new(
+        raft.clone(),
+        reader.clone(),
+        group.clone(),
+    )?)
+    .merge(mmm_raft::router(raft.clone()));
+    let leader = tokio::spawn(crate::leader::run(
+        raft.clone(),
+        reader,
+        group.clone(),
+        topology,
+        timing.tick,
+        shutdown.child_token(),
+    ));
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("serving the API")?;
+    shutdown.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), leader)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the leader loop did not stop in 5 s");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "Raft shutdown"),
+        Err(_) => tracing::warn!("Raft did not shut down in 5 s"),
+    }
+    tracing::info!(node = %group.this.name, "monitor replica stopped");
+    Ok(())
+}
