@@ -25,6 +25,9 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use crate::group::Group;
 
+/// How long a state-changing command may wait to be committed by a majority.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Marks a command a follower forwarded, so that it is never forwarded twice.
 const FORWARDED: &str = "x-mmm-forwarded";
 
@@ -209,7 +212,19 @@ async fn command(
         now: crate::now(),
         event: Event::Admin(cmd),
     };
-    match api.raft.client_write(request).await {
+    let written = tokio::time::timeout(COMMIT_TIMEOUT, api.raft.client_write(request)).await;
+    let Ok(written) = written else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not committed within {} s: replica {} cannot reach a majority of the {} replicas; the command may still be applied if they return",
+                COMMIT_TIMEOUT.as_secs(),
+                api.group.this.name,
+                api.group.members.len()
+            ),
+        );
+    };
+    match written {
         Ok(resp) => match resp.data {
             Ok(outcome) => {
                 let reply = outcome.reply.unwrap_or_default();

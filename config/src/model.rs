@@ -336,9 +336,11 @@ pub struct Monitor {
     pub clock_drift: f64,
     /// `raft_heartbeat` (extension, default 0.1 s).
     pub raft_heartbeat: Duration,
-    /// `election_timeout_min` (extension, default 0.4 s).
+    /// `election_timeout_min` (extension, default 0.3 s).
     pub election_timeout_min: Duration,
-    /// `election_timeout_max` (extension, default 0.8 s).
+    /// `election_timeout_max` (extension, default 0.5 s: openraft makes followers refuse votes
+    /// for this long after the leader's last heartbeat, so failover takes about this plus one
+    /// election round; see BENCHMARKS.md).
     pub election_timeout_max: Duration,
     /// `api_secret_file` (extension): the token for admin API calls.
     pub api_secret_file: Option<PathBuf>,
@@ -373,8 +375,8 @@ impl Default for Monitor {
             lease_renew_interval: Duration::from_millis(300),
             clock_drift: 0.01,
             raft_heartbeat: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(400),
-            election_timeout_max: Duration::from_millis(800),
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(500),
             api_secret_file: None,
             api_readonly_secret_file: None,
             raft_secret_file: None,

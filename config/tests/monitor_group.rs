@@ -97,8 +97,8 @@ fn plain_mmm_config_gets_the_extension_defaults() {
     assert_eq!(monitor.lease_renew_interval, Duration::from_millis(300));
     assert!((monitor.clock_drift - 0.01).abs() < f64::EPSILON);
     assert_eq!(monitor.raft_heartbeat, Duration::from_millis(100));
-    assert_eq!(monitor.election_timeout_min, Duration::from_millis(400));
-    assert_eq!(monitor.election_timeout_max, Duration::from_millis(800));
+    assert_eq!(monitor.election_timeout_min, Duration::from_millis(300));
+    assert_eq!(monitor.election_timeout_max, Duration::from_millis(500));
     let group = config.monitor_group().expect("a group");
     assert!(group.implicit);
     assert_eq!(group.this.as_deref(), Some(IMPLICIT_MONITOR_NODE));
@@ -160,7 +160,7 @@ fn raft_heartbeat_must_be_below_election_timeout_min() {
     assert_eq!(
         messages(load(&mon, Program::Monitor)),
         vec![format!(
-            "mmm_mon.conf:{line}: <monitor>: 'raft_heartbeat' (0.5 s) must be less than 'election_timeout_min' (0.4 s)"
+            "mmm_mon.conf:{line}: <monitor>: 'raft_heartbeat' (0.5 s) must be less than 'election_timeout_min' (0.3 s)"
         )]
     );
 }
