@@ -146,7 +146,21 @@ pub(crate) struct Ctx<'a> {
     pub cleanup: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for one step at `now`; the state's clock never goes back.
+    pub fn new(topo: &'a Topology, st: &'a mut ClusterState, now: Time) -> Self {
+        if now > st.now {
+            st.now = now;
+        }
+        Ctx {
+            topo,
+            st,
+            now,
+            notices: Vec::new(),
+            cleanup: false,
+        }
+    }
+
     pub fn notice(&mut self, n: Notice) {
         self.notices.push(n);
     }
@@ -258,16 +272,7 @@ pub fn step(
         }
     }
     let writer_before = st.active_master(topo).cloned();
-    if now > st.now {
-        st.now = now;
-    }
-    let mut ctx = Ctx {
-        topo,
-        st,
-        now,
-        notices: Vec::new(),
-        cleanup: false,
-    };
+    let mut ctx = Ctx::new(topo, st, now);
     let mut reply = None;
     match event {
         Event::Tick => {
@@ -324,17 +329,8 @@ pub fn reconfigure(
 ) -> Result<Outcome, crate::topology::TopologyError> {
     topo.validate()?;
     let writer_before = st.active_master(topo).cloned();
-    if now > st.now {
-        st.now = now;
-    }
     st.reconcile(topo);
-    let mut ctx = Ctx {
-        topo,
-        st,
-        now,
-        notices: Vec::new(),
-        cleanup: false,
-    };
+    let mut ctx = Ctx::new(topo, st, now);
     if ctx.st.started {
         crate::roles::distribute(&mut ctx);
     }
