@@ -152,6 +152,8 @@ async fn status(State(api): State<Api>) -> Json<GroupStatus> {
             })
             .collect(),
         millis_since_quorum_ack: m.millis_since_quorum_ack,
+        snapshot_index: m.snapshot.map(|l| l.index),
+        purged_index: m.purged.map(|l| l.index),
     })
 }
 

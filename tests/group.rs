@@ -6,7 +6,7 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 
-use cluster::{agreed_leader, command, eventually, mode_is, Group};
+use cluster::{agreed_leader, command, eventually, group_status, mode_is, Group};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_sent_to_a_follower_is_committed_on_all_three() {
@@ -75,4 +75,48 @@ async fn a_paused_replica_does_not_block_the_other_two() {
     })
     .await;
     assert_eq!(reply.reply, "OK: Switched into manual mode.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_replica_catches_up_by_snapshot() {
+    let mut g = Group::new();
+    let leader = agreed_leader(&g, &[0, 1, 2], None).await;
+    mode_is(&g, leader, "ACTIVE").await;
+    // More entries than the snapshot policy (1000) so the leader snapshots and purges its log.
+    for i in 0..1100 {
+        let line = if i % 2 == 0 {
+            "set_manual"
+        } else {
+            "set_passive"
+        };
+        eventually(&g, 15, line, || command(g.ports[leader], line)).await;
+    }
+    let purged = eventually(&g, 30, "the leader snapshotted and purged", || async {
+        let s = group_status(g.ports[leader]).await?;
+        s.snapshot_index?;
+        s.purged_index
+    })
+    .await;
+
+    let victim = (leader + 1) % 3;
+    g.kill(victim);
+    std::fs::remove_dir_all(g.data_dir(victim)).expect("wipe the replica's data");
+    g.start(victim);
+
+    eventually(&g, 30, "the wiped replica installed a snapshot", || async {
+        let s = group_status(g.ports[victim]).await?;
+        (s.snapshot_index? >= purged).then_some(())
+    })
+    .await;
+    mode_is(&g, victim, "PASSIVE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_replica_cleanly() {
+    let mut g = Group::new();
+    agreed_leader(&g, &[0, 1, 2], None).await;
+    g.signal(0, "-TERM");
+    let status = g.wait(0, std::time::Duration::from_secs(10));
+    assert_eq!(status, Some(0), "exit status after SIGTERM\n{}", g.log(0));
+    assert!(g.log(0).contains("monitor replica stopped"), "{}", g.log(0));
 }

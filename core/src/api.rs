@@ -90,6 +90,13 @@ pub struct GroupStatus {
     pub members: Vec<Member>,
     /// Milliseconds since this replica last heard from a quorum (on the leader).
     pub millis_since_quorum_ack: Option<u64>,
+    /// The last log index covered by this replica's snapshot.
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
+    /// The last log index purged from this replica's log (older entries live only in the
+    /// snapshot).
+    #[serde(default)]
+    pub purged_index: Option<u64>,
 }
 
 /// An error body.

@@ -241,6 +241,8 @@ mod tests {
                 replication: vec![],
                 members: vec![],
                 millis_since_quorum_ack: None,
+                snapshot_index: None,
+                purged_index: None,
             }),
             error: None,
         }

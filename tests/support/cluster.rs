@@ -136,6 +136,21 @@ impl Group {
         }
     }
 
+    /// Waits up to `limit` for replica `i` to exit; its exit code, if it exited.
+    pub fn wait(&mut self, i: usize, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = &mut self.procs[i] {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.procs[i] = None;
+                    return status.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("data{}", i + 1))
     }

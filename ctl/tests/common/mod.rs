@@ -324,6 +324,8 @@ async fn status(State(s): State<Shared>) -> Json<GroupStatus> {
         replication: vec![],
         members: s.members.clone(),
         millis_since_quorum_ack: None,
+        snapshot_index: None,
+        purged_index: None,
     })
 }
 
