@@ -179,6 +179,22 @@ async fn command(
     Json(req): Json<CommandRequest>,
 ) -> Response {
     let forwarded = headers.contains_key(FORWARDED);
+    if let Some(parsed) = crate::membership::GroupCommand::parse(&req.line) {
+        let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+        let reply = match parsed {
+            Err(usage) => usage,
+            Ok(_) if !is_leader => return forward(&api, &req, forwarded).await,
+            Ok(gc) => crate::membership::execute(&api.raft, gc).await,
+        };
+        return Json(CommandReply {
+            ok: !reply_is_error(&reply),
+            reply,
+            replica: api.group.this.name.clone(),
+            leader: api.leader_name(),
+            log_index: api.raft.metrics().borrow().last_applied.map(|l| l.index),
+        })
+        .into_response();
+    }
     let cmd = Command::parse(&req.line);
     let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
     if cmd.is_read_only() {

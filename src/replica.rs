@@ -56,6 +56,29 @@ fn raft_config(group: &Group, t: &Timing) -> anyhow::Result<Arc<openraft::Config
     Ok(Arc::new(config.validate().context("Raft timing")?))
 }
 
+/// Another member that is already part of a running group (its term is above zero), if any.
+/// A pristine replica initializes the group only when none is: every member of a new group
+/// initializes with the same membership (safe), while a replica added to a running group must
+/// not start one of its own with a different membership.
+async fn formed_group_peer(group: &Group) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .ok()?;
+    for m in group.members.iter().filter(|m| m.id != group.this.id) {
+        let url = format!("http://{}{}", m.addr, mmm_core::api::LEADER_PATH);
+        let Ok(resp) = client.get(&url).send().await else {
+            continue;
+        };
+        if let Ok(info) = resp.json::<mmm_core::api::LeaderInfo>().await {
+            if info.term > 0 {
+                return Some(m.name.clone());
+            }
+        }
+    }
+    None
+}
+
 /// Runs a replica until `shutdown` is cancelled.
 pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ReplicaConfig {
@@ -83,12 +106,22 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("cannot listen on {}", group.this.addr))?;
     tracing::info!(node = %group.this.name, addr = %group.this.addr, group = %group.id, "monitor replica started");
 
-    match raft.initialize(group.nodes()).await {
-        Ok(()) => tracing::info!(members = group.members.len(), "monitor group initialized"),
-        Err(openraft::error::RaftError::APIError(
-            openraft::error::InitializeError::NotAllowed(_),
-        )) => tracing::debug!("monitor group already initialized"),
-        Err(e) => return Err(e).context("initializing the monitor group"),
+    if let Some(peer) = formed_group_peer(&group).await {
+        tracing::info!(
+            node = %group.this.name,
+            %peer,
+            "the monitor group already exists: waiting to be added (mmm_control add_monitor {} {})",
+            group.this.name,
+            group.this.addr
+        );
+    } else {
+        match raft.initialize(group.nodes()).await {
+            Ok(()) => tracing::info!(members = group.members.len(), "monitor group initialized"),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(_),
+            )) => tracing::debug!("monitor group already initialized"),
+            Err(e) => return Err(e).context("initializing the monitor group"),
+        }
     }
 
     let app = crate::api::router(crate::api::Api::new(

@@ -6,7 +6,9 @@
 #[path = "support/cluster.rs"]
 mod cluster;
 
-use cluster::{agreed_leader, command, eventually, group_status, mode_is, Group};
+use cluster::{
+    agreed_leader, command, eventually, free_port, group_status, mode_is, write_config, Group,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_sent_to_a_follower_is_committed_on_all_three() {
@@ -119,4 +121,80 @@ async fn sigterm_stops_a_replica_cleanly() {
     let status = g.wait(0, std::time::Duration::from_secs(10));
     assert_eq!(status, Some(0), "exit status after SIGTERM\n{}", g.log(0));
     assert!(g.log(0).contains("monitor replica stopped"), "{}", g.log(0));
+}
+
+/// Kills the extra replica when the test ends, however it ends.
+struct Extra(std::process::Child);
+
+impl Drop for Extra {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_replica_waits_until_added_and_can_be_removed() {
+    let g = Group::new();
+    let leader = agreed_leader(&g, &[0, 1, 2], None).await;
+    eventually(&g, 15, "set_passive", || {
+        command(g.ports[leader], "set_passive")
+    })
+    .await;
+
+    let port4 = free_port();
+    let ports = [g.ports[0], g.ports[1], g.ports[2], port4];
+    write_config(g.dir(), 4, &ports, "");
+    let log = std::fs::File::create(g.dir().join("mon4.log")).expect("log file");
+    let _mon4 = Extra(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mmm_mond"))
+            .arg("--config")
+            .arg(g.dir().join("mon4.conf"))
+            .stderr(log)
+            .spawn()
+            .expect("start mon4"),
+    );
+    let log4 = || std::fs::read_to_string(g.dir().join("mon4.log")).unwrap_or_default();
+    eventually(&g, 15, "mon4 waits to be added", || async {
+        log4().contains("waiting to be added").then_some(())
+    })
+    .await;
+    assert!(
+        command(port4, "mode").await.is_none(),
+        "mon4 must hold no state yet"
+    );
+
+    let follower = (leader + 1) % 3;
+    let add = format!("add_monitor mon4 127.0.0.1:{port4}");
+    let reply = eventually(&g, 40, "add_monitor", || command(g.ports[follower], &add)).await;
+    assert!(reply.ok, "{}", reply.reply);
+    assert!(
+        reply
+            .reply
+            .starts_with("OK: Monitor replica 'mon4' (127.0.0.1:"),
+        "{}",
+        reply.reply
+    );
+    eventually(&g, 15, "mon4 has the state", || async {
+        (command(port4, "mode").await?.reply == "PASSIVE").then_some(())
+    })
+    .await;
+    let status = group_status(g.ports[leader]).await.expect("leader status");
+    assert_eq!(status.replication.len(), 4, "{status:?}");
+
+    let reply = eventually(&g, 15, "remove_monitor", || {
+        command(g.ports[leader], "remove_monitor mon4")
+    })
+    .await;
+    assert_eq!(
+        reply.reply,
+        "OK: Monitor replica 'mon4' removed. The monitor group now has 3 members; remove its <monitor_node> section from every replica's configuration."
+    );
+    let reply = command(g.ports[leader], "remove_monitor mon4")
+        .await
+        .expect("reply");
+    assert_eq!(
+        (reply.ok, reply.reply.as_str()),
+        (false, "ERROR: Unknown monitor replica 'mon4'!")
+    );
 }

@@ -45,6 +45,9 @@ mmm-raft commands (new, not in MMM):
   status                            - every replica's view of the monitor group: reachable,
                                       Raft state, term, leader, last log, applied, lag;
                                       exits 0 only if a majority knows one leader
+  add_monitor <name> <ip:port>      - add a replica to the monitor group (it must be running
+                                      with a configuration that names it)
+  remove_monitor <name>             - remove a replica from the monitor group
 
 Options go before the command: everything after it is sent to the monitor untouched.
 With --json, show and checks print the replicated state, status prints every replica's view,

@@ -46,6 +46,25 @@ const COMMON: &str = "active_master_role writer
 </role>
 ";
 
+/// Writes `mon{n}.conf` for a group whose members are mon1.. on `ports`.
+pub fn write_config(dir: &Path, n: usize, ports: &[u16], extra: &str) {
+    let nodes: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            format!(
+                "<monitor_node mon{}>\n    ip 127.0.0.1\n    port {port}\n</monitor_node>\n",
+                i + 1
+            )
+        })
+        .collect();
+    let d = dir.display();
+    let text = format!(
+        "include mmm_common.conf\n<monitor>\n    node mon{n}\n    data_dir {d}/data{n}\n    pid_path {d}/mon{n}.pid\n    bin_path /usr/lib/mysql-mmm\n    status_path {d}/mon{n}.status\n    ping_ips 127.0.0.1\n{extra}</monitor>\n{nodes}"
+    );
+    write_private(&dir.join(format!("mon{n}.conf")), &text);
+}
+
 /// The three replicas; every process is killed when this is dropped.
 pub struct Group {
     dir: tempfile::TempDir,
@@ -53,7 +72,7 @@ pub struct Group {
     procs: [Option<Child>; 3],
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -77,22 +96,8 @@ impl Group {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = [free_port(), free_port(), free_port()];
         write_private(&dir.path().join("mmm_common.conf"), COMMON);
-        let nodes: String = (0..3)
-            .map(|i| {
-                format!(
-                    "<monitor_node mon{}>\n    ip 127.0.0.1\n    port {}\n</monitor_node>\n",
-                    i + 1,
-                    ports[i]
-                )
-            })
-            .collect();
         for i in 0..3 {
-            let n = i + 1;
-            let d = dir.path().display();
-            let text = format!(
-                "include mmm_common.conf\n<monitor>\n    node mon{n}\n    data_dir {d}/data{n}\n    pid_path {d}/mon{n}.pid\n    bin_path /usr/lib/mysql-mmm\n    status_path {d}/mon{n}.status\n    ping_ips 127.0.0.1\n{extra}</monitor>\n{nodes}"
-            );
-            write_private(&dir.path().join(format!("mon{n}.conf")), &text);
+            write_config(dir.path(), i + 1, &ports, extra);
         }
         let mut g = Group {
             dir,
@@ -149,6 +154,11 @@ impl Group {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// The directory holding the configuration files and data.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
