@@ -340,7 +340,7 @@ async fn a_corrupt_log_entry_is_a_storage_error_not_a_panic() {
             .unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = common::open_raw(dir.path());
         let logs = db.open_tree("logs").unwrap();
         logs.insert(2u64.to_be_bytes(), &[1, 0xff, 0xff, 0xff][..])
             .unwrap();
@@ -375,7 +375,7 @@ async fn a_corrupt_stored_snapshot_fails_open_naming_the_directory() {
             .unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = common::open_raw(dir.path());
         let tree = db.open_tree("snapshot").unwrap();
         tree.insert("current", &[1, 0xff][..]).unwrap();
         db.flush().unwrap();

@@ -121,3 +121,18 @@ pub fn membership_entry(index: u64) -> Entry {
         )),
     }
 }
+
+/// Opens a store's sled database directly, to corrupt it. A store that was just dropped keeps
+/// its lock until sled's flusher thread exits, so this waits for it (up to 3 s).
+pub fn open_raw(dir: &std::path::Path) -> sled::Db {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(_) if start.elapsed() < std::time::Duration::from_secs(3) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot open {}: {e}", dir.display()),
+        }
+    }
+}
