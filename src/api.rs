@@ -28,6 +28,9 @@ use crate::group::Group;
 /// How long a state-changing command may wait to be committed by a majority.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a read waits for the leader to confirm the commit point.
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Marks a command a follower forwarded, so that it is never forwarded twice.
 const FORWARDED: &str = "x-mmm-forwarded";
 
@@ -192,39 +195,14 @@ async fn command(
             replica: api.group.this.name.clone(),
             leader: api.leader_name(),
             log_index: api.raft.metrics().borrow().last_applied.map(|l| l.index),
+            stale: false,
         })
         .into_response();
     }
     let cmd = Command::parse(&req.line);
     let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
     if cmd.is_read_only() {
-        if req.linearizable {
-            if !is_leader {
-                return forward(&api, &req, forwarded).await;
-            }
-            if let Err(e) = api.raft.ensure_linearizable().await {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("cannot confirm leadership: {e}"),
-                );
-            }
-        }
-        let applied = api.reader.read();
-        let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the monitor group has not applied its configuration yet",
-            );
-        };
-        let reply = render::query(topo, st, &cmd, utc_offset_secs()).unwrap_or_default();
-        return Json(CommandReply {
-            ok: !reply_is_error(&reply),
-            reply,
-            replica: api.group.this.name.clone(),
-            leader: api.leader_name(),
-            log_index: applied.last_applied.map(|l| l.index),
-        })
-        .into_response();
+        return read(&api, &req, &cmd, is_leader, forwarded).await;
     }
     let request = Request::Event {
         now: crate::now(),
@@ -252,6 +230,7 @@ async fn command(
                     replica: api.group.this.name.clone(),
                     leader: api.leader_name(),
                     log_index: Some(resp.log_id.index),
+                    stale: false,
                 })
                 .into_response()
             }
@@ -271,34 +250,101 @@ async fn command(
     }
 }
 
-/// Sends a command to the leader once and relays its answer.
-async fn forward(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
-    let Some((_, Some(addr))) = api.leader() else {
-        return no_leader(api);
+/// Answers a read-only command. `show`, `checks` and `mode` are answered at the leader's
+/// confirmed commit point (on the leader after `ensure_linearizable`, or forwarded to it), so a
+/// command's effect is visible on every replica as soon as it was acknowledged. When no leader
+/// can confirm within `READ_TIMEOUT`, the replica answers from its own state and marks the
+/// reply stale, unless the request demands a linearizable read.
+async fn read(
+    api: &Api,
+    req: &CommandRequest,
+    cmd: &Command,
+    is_leader: bool,
+    forwarded: bool,
+) -> Response {
+    let needs_state = matches!(cmd, Command::Show | Command::Checks { .. } | Command::Mode);
+    let mut stale = false;
+    if needs_state {
+        if is_leader {
+            let confirmed =
+                tokio::time::timeout(READ_TIMEOUT, api.raft.ensure_linearizable()).await;
+            stale = !matches!(confirmed, Ok(Ok(_)));
+        } else if forwarded {
+            // The forwarder falls back to its own state.
+            return no_leader(api);
+        } else {
+            match relay(api, req, READ_TIMEOUT).await {
+                Ok((code, body)) if code == StatusCode::OK => {
+                    return (code, [("content-type", "application/json")], body).into_response()
+                }
+                _ => stale = true,
+            }
+        }
+        if stale && req.linearizable {
+            return no_leader(api);
+        }
+    }
+    let applied = api.reader.read();
+    let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the monitor group has not applied its configuration yet",
+        );
     };
-    if forwarded {
-        return no_leader(api);
+    let reply = render::query(topo, st, cmd, utc_offset_secs()).unwrap_or_default();
+    Json(CommandReply {
+        ok: !reply_is_error(&reply),
+        reply,
+        replica: api.group.this.name.clone(),
+        leader: api.leader_name(),
+        log_index: applied.last_applied.map(|l| l.index),
+        stale,
+    })
+    .into_response()
+}
+
+/// Sends a command to the leader once; its status and body.
+async fn relay(
+    api: &Api,
+    req: &CommandRequest,
+    timeout: Duration,
+) -> Result<(StatusCode, axum::body::Bytes), Response> {
+    let Some((_, Some(addr))) = api.leader() else {
+        return Err(no_leader(api));
+    };
+    if addr == api.group.this.addr.to_string() {
+        return Err(no_leader(api));
     }
     let url = format!("http://{addr}{COMMAND_PATH}");
     let sent = api
         .client
         .post(&url)
+        .timeout(timeout)
         .header(FORWARDED, "1")
         .json(req)
         .send()
         .await;
-    match sent {
-        Ok(resp) => {
-            let code =
-                StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-            match resp.bytes().await {
-                Ok(body) => (code, [("content-type", "application/json")], body).into_response(),
-                Err(e) => error(StatusCode::BAD_GATEWAY, format!("leader at {addr}: {e}")),
-            }
-        }
-        Err(e) => error(
+    let resp = sent.map_err(|e| {
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot reach the leader at {addr}: {e}"),
-        ),
+        )
+    })?;
+    let code = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| error(StatusCode::BAD_GATEWAY, format!("leader at {addr}: {e}")))?;
+    Ok((code, body))
+}
+
+/// Sends a command to the leader once and relays its answer.
+async fn forward(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
+    if forwarded {
+        return no_leader(api);
+    }
+    match relay(api, req, COMMIT_TIMEOUT + Duration::from_secs(1)).await {
+        Ok((code, body)) => (code, [("content-type", "application/json")], body).into_response(),
+        Err(resp) => resp,
     }
 }

@@ -21,8 +21,15 @@ async fn a_command_sent_to_a_follower_is_committed_on_all_three() {
     .await;
     assert_eq!(reply.reply, "OK: Switched into passive mode.");
     assert!(reply.ok);
+    // Read your writes: every replica answers with the acknowledged change at once.
     for i in 0..3 {
-        mode_is(&g, i, "PASSIVE").await;
+        let r = command(g.ports[i], "mode").await.expect("mode");
+        assert_eq!(
+            (r.reply.as_str(), r.stale),
+            ("PASSIVE", false),
+            "mon{}",
+            i + 1
+        );
     }
 }
 

@@ -41,6 +41,10 @@ pub struct CommandReply {
     pub leader: Option<String>,
     /// The log index of the state that answered.
     pub log_index: Option<u64>,
+    /// The answer comes from this replica's own state because no leader could confirm the
+    /// latest commit: it may miss the most recent changes.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// Which replica leads, as one replica knows it.

@@ -245,6 +245,15 @@ fn mmm_command(
         match outcome {
             Outcome::Answer { replica, value } => {
                 notes.push(answered(&replica, &value));
+                if value.stale {
+                    // stdout stays MMM's bytes; the warning goes to stderr.
+                    writeln!(
+                        err,
+                        "mmm_control: warning: no monitor leader confirmed this answer; it is replica {}'s own state (log index {}) and may miss the latest changes",
+                        value.replica,
+                        value.log_index.map_or_else(|| "-".to_string(), |i| i.to_string())
+                    )?;
+                }
                 if cli.json {
                     serde_json::to_writer_pretty(&mut *out, &value)?;
                     writeln!(out)?;

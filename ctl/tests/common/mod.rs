@@ -358,6 +358,7 @@ async fn command(State(s): State<Shared>, Json(request): Json<CommandRequest>) -
             replica: s.name.clone(),
             leader: s.leader(),
             log_index: Some(model.log_index),
+            stale: false,
         })
         .into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, Json(ApiError { error })).into_response(),
