@@ -1,6 +1,10 @@
 //! The agent `mmm_agentd` and its protocol.
 //!
-//! It will hold the agent's HTTP API (apply status, system status, clear bad roles, ping), the
-//! VIP operations (rtnetlink and gratuitous ARP), the MySQL operations (read_only, killing
-//! client sessions, relay-log catch-up, GTID re-pointing), the writer lease with self-fencing
-//! on expiry, the persisted writer epoch, and the client the monitor uses to call agents.
+//! `ops` defines the agent's hands behind traits: `vip` puts VIPs on the cluster interface with
+//! rtnetlink and announces them with gratuitous ARP (`arp`), `mysql` drives the local server
+//! with mysql_async (read_only, killing client sessions, relay-log catch-up, re-pointing).
+
+pub mod arp;
+pub mod mysql;
+pub mod ops;
+pub mod vip;

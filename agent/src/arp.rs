@@ -1,0 +1,1 @@
+//! Gratuitous ARP (to be written).

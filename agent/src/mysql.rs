@@ -1,0 +1,1 @@
+//! The local MySQL server with mysql_async (to be written).

@@ -1,0 +1,1 @@
+//! VIPs with rtnetlink (to be written).

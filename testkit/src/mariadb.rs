@@ -1,0 +1,1 @@
+//! MariaDB servers for tests (to be written).
