@@ -23,6 +23,24 @@ core_is_pure() {
     fi
 }
 
+prerequisites() {
+    # Real MariaDB servers and network namespaces for the agent's integration tests.
+    local missing=()
+    [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+    [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
+    command -v ip >/dev/null || missing+=(iproute2)
+    if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "missing: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
+            return 1
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    /usr/sbin/mariadbd --version
+}
+
+phase "prerequisites" prerequisites
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "core purity" core_is_pure

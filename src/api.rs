@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::{
-    reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, LeaderInfo, Member,
-    COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, STATE_PATH, STATUS_PATH,
+    reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, LeaderInfo, LeaseGrant,
+    LeaseRequest, Member, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, LEASE_PATH, STATE_PATH,
+    STATUS_PATH,
 };
 use mmm_core::{render, Command, Event};
 use mmm_raft::typ::Raft;
@@ -24,6 +25,7 @@ use mmm_raft::{Request, StateReader};
 use openraft::error::{ClientWriteError, RaftError};
 
 use crate::group::Group;
+use crate::lease::Leases;
 
 /// How long a state-changing command may wait to be committed by a majority.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,11 +44,18 @@ pub struct Api {
     group: Group,
     /// For forwarding to the leader.
     client: reqwest::Client,
+    /// The writer lease's length and renewal interval, and the grants given.
+    leases: Leases,
 }
 
 impl Api {
     /// The API of one replica.
-    pub fn new(raft: Raft, reader: StateReader, group: Group) -> anyhow::Result<Api> {
+    pub fn new(
+        raft: Raft,
+        reader: StateReader,
+        group: Group,
+        leases: Leases,
+    ) -> anyhow::Result<Api> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(10))
@@ -57,6 +66,7 @@ impl Api {
             reader,
             group,
             client,
+            leases,
         })
     }
 
@@ -84,6 +94,7 @@ pub fn router(api: Api) -> Router {
         .route(STATUS_PATH, get(status))
         .route(STATE_PATH, get(state))
         .route(COMMAND_PATH, post(command))
+        .route(LEASE_PATH, post(lease))
         .with_state(api)
 }
 
@@ -273,7 +284,7 @@ async fn read(
             // The forwarder falls back to its own state.
             return no_leader(api);
         } else {
-            match relay(api, req, READ_TIMEOUT).await {
+            match relay(api, COMMAND_PATH, req, READ_TIMEOUT).await {
                 Ok((code, body)) if code == StatusCode::OK => {
                     return (code, [("content-type", "application/json")], body).into_response()
                 }
@@ -303,10 +314,11 @@ async fn read(
     .into_response()
 }
 
-/// Sends a command to the leader once; its status and body.
-async fn relay(
+/// Sends a request to the leader once; its status and body.
+async fn relay<T: serde::Serialize>(
     api: &Api,
-    req: &CommandRequest,
+    path: &str,
+    req: &T,
     timeout: Duration,
 ) -> Result<(StatusCode, axum::body::Bytes), Response> {
     let Some((_, Some(addr))) = api.leader() else {
@@ -315,7 +327,7 @@ async fn relay(
     if addr == api.group.this.addr.to_string() {
         return Err(no_leader(api));
     }
-    let url = format!("http://{addr}{COMMAND_PATH}");
+    let url = format!("http://{addr}{path}");
     let sent = api
         .client
         .post(&url)
@@ -343,8 +355,72 @@ async fn forward(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
     if forwarded {
         return no_leader(api);
     }
-    match relay(api, req, COMMIT_TIMEOUT + Duration::from_secs(1)).await {
+    match relay(
+        api,
+        COMMAND_PATH,
+        req,
+        COMMIT_TIMEOUT + Duration::from_secs(1),
+    )
+    .await
+    {
         Ok((code, body)) => (code, [("content-type", "application/json")], body).into_response(),
         Err(resp) => resp,
     }
+}
+
+/// Grants the writer's lease (see `mmm_core::api::LEASE_PATH` and ARCHITECTURE.md): only the
+/// leader grants, only after confirming with a quorum that it still leads (after the request
+/// arrived), and only while the committed state names the host writer at that epoch.
+async fn lease(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(req): Json<LeaseRequest>,
+) -> Response {
+    let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+    if !is_leader {
+        if headers.contains_key(FORWARDED) {
+            return no_leader(&api);
+        }
+        return match relay(&api, LEASE_PATH, &req, READ_TIMEOUT).await {
+            Ok((code, body)) => {
+                (code, [("content-type", "application/json")], body).into_response()
+            }
+            Err(resp) => resp,
+        };
+    }
+    match tokio::time::timeout(READ_TIMEOUT, api.raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no lease: cannot confirm leadership: {e}"),
+            )
+        }
+        Err(_) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no lease: a quorum did not confirm leadership in time",
+            )
+        }
+    }
+    let applied = api.reader.read();
+    let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no lease: the monitor group has not applied its configuration yet",
+        );
+    };
+    if let Err(why) = crate::lease::may_hold(topo, st, &req.host, req.epoch) {
+        tracing::warn!(host = %req.host, epoch = req.epoch, "lease refused: {why}");
+        return error(StatusCode::CONFLICT, why);
+    }
+    api.leases.granted(&req.host);
+    Json(LeaseGrant {
+        host: req.host,
+        epoch: req.epoch,
+        lease_ms: api.leases.lease_ms(),
+        renew_ms: api.leases.renew_ms(),
+        replica: api.group.this.name.clone(),
+    })
+    .into_response()
 }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod group;
 pub mod leader;
+pub mod lease;
 pub mod membership;
 pub mod replica;
 pub mod topology;

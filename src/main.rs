@@ -107,6 +107,8 @@ async fn run(config: Config, cluster: Option<String>) -> anyhow::Result<()> {
             election_min: monitor.election_timeout_min,
             election_max: monitor.election_timeout_max,
             tick: std::time::Duration::from_secs(1),
+            lease: monitor.lease,
+            lease_renew: monitor.lease_renew_interval,
         },
     };
     let shutdown = CancellationToken::new();

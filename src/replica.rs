@@ -28,6 +28,10 @@ pub struct Timing {
     pub election_max: Duration,
     /// How often the leader proposes a tick.
     pub tick: Duration,
+    /// The writer's lease.
+    pub lease: Duration,
+    /// How often the writer's agent renews it.
+    pub lease_renew: Duration,
 }
 
 /// Everything a replica needs to run.
@@ -128,6 +132,7 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         raft.clone(),
         reader.clone(),
         group.clone(),
+        crate::lease::Leases::new(timing.lease, timing.lease_renew),
     )?)
     .merge(mmm_raft::router(raft.clone()));
     let leader = tokio::spawn(crate::leader::run(

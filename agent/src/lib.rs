@@ -3,8 +3,19 @@
 //! `ops` defines the agent's hands behind traits: `vip` puts VIPs on the cluster interface with
 //! rtnetlink and announces them with gratuitous ARP (`arp`), `mysql` drives the local server
 //! with mysql_async (read_only, killing client sessions, relay-log catch-up, re-pointing).
+//! `agent` is the logic over those traits (status, lease, fencing, reconciliation), `store` its
+//! durable memory, `monitors` its way to the monitor group for leases, `protocol` and `server`
+//! its HTTP API, `client` the monitor's side of it, and `settings` turns the configuration
+//! into what the agent needs.
 
+pub mod agent;
 pub mod arp;
+pub mod client;
+pub mod monitors;
 pub mod mysql;
 pub mod ops;
+pub mod protocol;
+pub mod server;
+pub mod settings;
+pub mod store;
 pub mod vip;

@@ -500,6 +500,15 @@ pub struct Host {
     pub agent_port: u16,
     /// `cluster_interface` (agent): where the role IPs go.
     pub cluster_interface: Option<String>,
+    /// `state_dir` (extension, agent, default `/var/lib/mysql-mmm/agent`): where the agent keeps
+    /// the highest writer epoch it has seen.
+    pub state_dir: PathBuf,
+    /// `fence_margin` (extension, agent, default 0.3 s): how long before its lease runs out the
+    /// writer's agent starts fencing itself, so the fence is complete when the lease ends.
+    pub fence_margin: Duration,
+    /// `catchup_timeout` (extension, agent, default 10 s): how long a promotion or re-pointing
+    /// waits for the relay log to be applied before it gives up and reports it.
+    pub catchup_timeout: Duration,
     /// `mysql_port` (default 3306).
     pub mysql_port: u16,
     /// `mysql_pidfile` (default `/var/run/mysqld/mysqld.pid`).
@@ -561,6 +570,9 @@ impl Host {
             bin_path: None,
             agent_port: 9989,
             cluster_interface: None,
+            state_dir: PathBuf::from("/var/lib/mysql-mmm/agent"),
+            fence_margin: Duration::from_millis(300),
+            catchup_timeout: Duration::from_secs(10),
             mysql_port: 3306,
             mysql_pidfile: PathBuf::from("/var/run/mysqld/mysqld.pid"),
             mysql_rcscript: PathBuf::from("/etc/init.d/mysql"),
@@ -600,6 +612,9 @@ impl Host {
             "bin_path" => self.bin_path = path(),
             "agent_port" => self.agent_port = value::port(text)?,
             "cluster_interface" => self.cluster_interface = string(),
+            "state_dir" => self.state_dir = PathBuf::from(text),
+            "fence_margin" => self.fence_margin = value::seconds(text)?,
+            "catchup_timeout" => self.catchup_timeout = value::seconds(text)?,
             "mysql_port" => self.mysql_port = value::port(text)?,
             "mysql_pidfile" => self.mysql_pidfile = PathBuf::from(text),
             "mysql_rcscript" => self.mysql_rcscript = PathBuf::from(text),

@@ -103,6 +103,39 @@ pub struct GroupStatus {
     pub purged_index: Option<u64>,
 }
 
+/// `POST` a `LeaseRequest`: the writer's agent asks for its lease. 200 with a `LeaseGrant`;
+/// 409 when the committed state does not name that host writer at that epoch (the agent must
+/// fence itself at once); 503 when no leader can confirm it still leads (no grant: the lease
+/// runs out unless a later request succeeds).
+pub const LEASE_PATH: &str = "/api/lease";
+
+/// A writer's request for its lease. The agent notes its own monotonic time before sending
+/// and, on a grant, holds the role until that time plus the lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// The agent's host.
+    pub host: String,
+    /// The writer epoch the agent holds the role under.
+    pub epoch: u64,
+}
+
+/// A lease, granted only after the leader confirmed with a quorum, after the request
+/// arrived, that it still leads, and only while the committed state names the host writer at
+/// the requested epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseGrant {
+    /// The host.
+    pub host: String,
+    /// The epoch the lease is for.
+    pub epoch: u64,
+    /// How long the lease lasts, counted from the agent's send time, in milliseconds.
+    pub lease_ms: u64,
+    /// How often the agent should renew, in milliseconds.
+    pub renew_ms: u64,
+    /// The replica that granted it (the leader).
+    pub replica: String,
+}
+
 /// An error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

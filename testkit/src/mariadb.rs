@@ -1,1 +1,729 @@
-//! MariaDB servers for tests (to be written).
+//! Real MariaDB servers for integration tests, from Debian's `mariadb-server` package
+//! (`/usr/sbin/mariadbd`, `/usr/bin/mariadb-install-db`).
+//!
+//! A [`MariaDb`] is one server in a temporary directory (data, socket, error log), listening on
+//! a free port of 127.0.0.1 only, with binary logging, `log_slave_updates`, GTID strict mode
+//! and small buffers so several start in a second or two on a small machine. It has three
+//! accounts besides `root` (socket, no password): [`AGENT_USER`] (all privileges, like the
+//! agent's), [`REPL_USER`] (`REPLICATION SLAVE`) and [`APP_USER`] (plain reads and writes,
+//! bound by `read_only`). Helpers set up replication ([`MariaDb::replicate_from`]), wait for it
+//! ([`MariaDb::sync_with`]), and break the server ([`MariaDb::kill9`], [`MariaDb::freeze`]).
+//! Dropping it kills the server and removes the directory.
+//!
+//! A missing `mariadbd` is an error telling to install `mariadb-server`; nothing is skipped.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
+use tokio::time::{sleep, timeout, Instant};
+
+/// The server binary.
+pub const MARIADBD: &str = "/usr/sbin/mariadbd";
+/// The data directory initializer.
+pub const INSTALL_DB: &str = "/usr/bin/mariadb-install-db";
+/// What to do when they are missing.
+pub const INSTALL_HINT: &str = "install Debian's mariadb-server (apt-get install mariadb-server)";
+
+/// The address every test server listens on.
+pub const HOST: &str = "127.0.0.1";
+/// An account with all privileges (what `agent_user` has in production).
+pub const AGENT_USER: &str = "mmm_agent";
+/// Its password.
+pub const AGENT_PASSWORD: &str = "agent-pw";
+/// The replication account.
+pub const REPL_USER: &str = "mmm_repl";
+/// Its password: a quote and a backslash, so re-pointing code must quote it properly.
+pub const REPL_PASSWORD: &str = "re'pl\\pw#1";
+/// An application account: SELECT/INSERT/UPDATE/DELETE/CREATE/DROP, no `READ_ONLY ADMIN`, so
+/// `read_only` stops its writes.
+pub const APP_USER: &str = "mmm_app";
+/// Its password.
+pub const APP_PASSWORD: &str = "app-pw";
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `mariadb-install-db` may take.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a clean shutdown may take before the server is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound for the kit's own statements and connections.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A string literal for the kit's SQL.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// Percent-encodes a URL user-info component.
+fn url_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The accounts, created by `mariadb-install-db --extra-file` (before binary logging exists,
+/// so they are no transactions of the server's own).
+fn accounts_sql() -> String {
+    format!(
+        "FLUSH PRIVILEGES;\n\
+         CREATE USER '{AGENT_USER}'@'%' IDENTIFIED BY {agent};\n\
+         GRANT ALL PRIVILEGES ON *.* TO '{AGENT_USER}'@'%' WITH GRANT OPTION;\n\
+         CREATE USER '{REPL_USER}'@'%' IDENTIFIED BY {repl};\n\
+         GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%';\n\
+         CREATE USER '{APP_USER}'@'%' IDENTIFIED BY {app};\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON *.* TO '{APP_USER}'@'%';\n",
+        agent = quote(AGENT_PASSWORD),
+        repl = quote(REPL_PASSWORD),
+        app = quote(APP_PASSWORD),
+    )
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Fails with [`INSTALL_HINT`] when the MariaDB binaries are missing.
+pub fn check_installed() -> Result<()> {
+    for bin in [MARIADBD, INSTALL_DB] {
+        if !Path::new(bin).exists() {
+            bail!("{bin} not found: {INSTALL_HINT}");
+        }
+    }
+    Ok(())
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("binding 127.0.0.1:0 to find a port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The last `lines` lines of a file, or why it could not be read.
+fn tail(path: &Path, lines: usize) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("({}: {e})", path.display()),
+    }
+}
+
+/// Kills a process group when dropped, unless its pgid was taken out.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: kill(2) on the process group this kit created (`process_group(0)`).
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// One MariaDB server in a temporary directory (see the module documentation).
+#[derive(Debug)]
+pub struct MariaDb {
+    dir: tempfile::TempDir,
+    server_id: u32,
+    port: u16,
+    child: Option<Child>,
+    /// A network namespace and address to listen on instead of 127.0.0.1.
+    place: Option<(String, Ipv4Addr)>,
+}
+
+impl MariaDb {
+    /// Initializes a data directory and starts a server with this `server_id`; returns once it
+    /// accepts connections.
+    pub async fn start(server_id: u32) -> Result<MariaDb> {
+        Self::start_placed(server_id, None).await
+    }
+
+    /// Like [`MariaDb::start`], but the server runs in network namespace `ns` and listens on
+    /// `ip:3306` there. Its Unix socket ([`MariaDb::root_opts`]) still reaches it from anywhere.
+    pub async fn start_in(server_id: u32, ns: &str, ip: Ipv4Addr) -> Result<MariaDb> {
+        Self::start_placed(server_id, Some((ns.to_string(), ip))).await
+    }
+
+    async fn start_placed(server_id: u32, place: Option<(String, Ipv4Addr)>) -> Result<MariaDb> {
+        check_installed()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mmm-mariadb-")
+            .tempdir_in("/tmp")
+            .context("creating a directory for MariaDB under /tmp")?;
+        let extra = dir.path().join("accounts.sql");
+        std::fs::write(&extra, accounts_sql()).context("writing accounts.sql")?;
+        let datadir = dir.path().join("data");
+        // A tmpdir of its own: concurrent bootstraps in a shared /tmp collide on temporary
+        // table names.
+        let tmpdir = dir.path().join("tmp");
+        std::fs::create_dir(&tmpdir).context("creating the server's tmpdir")?;
+        let mut install = tokio::process::Command::new(INSTALL_DB);
+        install
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", datadir.display()))
+            .arg("--auth-root-authentication-method=normal")
+            .arg("--skip-test-db")
+            .arg("--skip-name-resolve")
+            .arg(format!("--extra-file={}", extra.display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
+            .arg("--innodb-log-file-size=4M")
+            .arg("--innodb-buffer-pool-size=8M")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if running_as_root() {
+            install.arg("--user=root");
+        }
+        let child = install
+            .spawn()
+            .with_context(|| format!("running {INSTALL_DB} ({INSTALL_HINT})"))?;
+        // Declared after `dir`, so dropped before it: a cancelled start kills the script's
+        // `mariadbd --bootstrap` before the directory is removed.
+        let mut group = GroupGuard(child.id());
+        let output = timeout(INSTALL_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| anyhow!("{INSTALL_DB} did not finish within {INSTALL_TIMEOUT:?}"))?
+            .with_context(|| format!("running {INSTALL_DB}"))?;
+        group.0 = None;
+        if !output.status.success() {
+            // The cause is at the top; the rest is boilerplate advice.
+            let out = String::from_utf8_lossy(&output.stdout);
+            let err = String::from_utf8_lossy(&output.stderr);
+            bail!(
+                "{INSTALL_DB} failed ({}):\n{}\n{}",
+                output.status,
+                out.lines().take(8).collect::<Vec<_>>().join("\n"),
+                err.lines().take(20).collect::<Vec<_>>().join("\n"),
+            );
+        }
+        let mut server = MariaDb {
+            dir,
+            server_id,
+            port: 0,
+            child: None,
+            place,
+        };
+        if server.place.is_some() {
+            server.port = 3306;
+            server.launch().await?;
+        } else {
+            server.launch_on_a_free_port().await?;
+        }
+        Ok(server)
+    }
+
+    /// Starts one server per `server_id`, concurrently. Every start runs to its end (none is
+    /// cancelled half-way); then the first failure, if any, is returned.
+    pub async fn start_many(server_ids: &[u32]) -> Result<Vec<MariaDb>> {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, &id) in server_ids.iter().enumerate() {
+            set.spawn(async move { (i, MariaDb::start(id).await) });
+        }
+        let mut started: Vec<Option<Result<MariaDb>>> = server_ids.iter().map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            let (i, result) = joined.context("a server start panicked")?;
+            started[i] = Some(result);
+        }
+        started
+            .into_iter()
+            .zip(server_ids)
+            .map(|(s, id)| {
+                s.ok_or_else(|| anyhow!("a server start vanished"))?
+                    .with_context(|| format!("starting server_id {id}"))
+            })
+            .collect()
+    }
+
+    /// Picks a port and launches; another process may grab the port in between, so a bind
+    /// failure is retried with a new one.
+    async fn launch_on_a_free_port(&mut self) -> Result<()> {
+        let mut last = None;
+        for _ in 0..5 {
+            self.port = free_port()?;
+            match self.launch().await {
+                Ok(()) => return Ok(()),
+                Err(e) if tail(&self.error_log(), 20).contains("Address already in use") => {
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no free port")))
+    }
+
+    /// Starts `mariadbd` on the existing data directory and port; waits until it accepts
+    /// connections.
+    async fn launch(&mut self) -> Result<()> {
+        let dir = self.dir.path();
+        let _ = std::fs::remove_file(self.error_log());
+        let mut cmd = match &self.place {
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), MARIADBD]);
+                c
+            }
+            None => Command::new(MARIADBD),
+        };
+        cmd.arg("--no-defaults");
+        if running_as_root() {
+            cmd.arg("--user=root");
+        }
+        cmd.arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
+            .arg(format!("--socket={}", self.socket_path().display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--bind-address={}", self.host()))
+            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+            .arg(format!("--log-error={}", self.error_log().display()))
+            .arg(format!("--server-id={}", self.server_id))
+            .arg("--log-bin=mysql-bin")
+            .arg("--relay-log=relay-bin")
+            .arg("--log-slave-updates")
+            .arg("--gtid-strict-mode=1")
+            .arg("--skip-name-resolve")
+            .arg("--innodb-buffer-pool-size=8M")
+            .arg("--innodb-log-file-size=4M")
+            .arg("--innodb-flush-log-at-trx-commit=2")
+            .arg("--innodb-use-native-aio=0")
+            .arg("--sync-binlog=0")
+            .arg("--performance-schema=OFF")
+            .arg("--max-connections=200")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {MARIADBD} ({INSTALL_HINT})"))?;
+        self.child = Some(child);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait().context("checking on mariadbd")? {
+                    self.child = None;
+                    bail!(
+                        "mariadbd (server_id {}, port {}) exited ({status}) before accepting connections; \
+                         the end of its error log:\n{}",
+                        self.server_id,
+                        self.port,
+                        tail(&self.error_log(), 30)
+                    );
+                }
+            }
+            let attempt = timeout(Duration::from_secs(2), Conn::new(self.root_opts())).await;
+            if let Ok(Ok(conn)) = attempt {
+                let _ = conn.disconnect().await;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.kill9();
+                bail!(
+                    "mariadbd (server_id {}, port {}) did not accept connections within {START_TIMEOUT:?}; \
+                     the end of its error log:\n{}",
+                    self.server_id,
+                    self.port,
+                    tail(&self.error_log(), 30)
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its `server_id`.
+    pub fn server_id(&self) -> u32 {
+        self.server_id
+    }
+
+    /// The address it listens on: [`HOST`], or its namespace address.
+    pub fn host(&self) -> String {
+        match &self.place {
+            Some((_, ip)) => ip.to_string(),
+            None => HOST.to_string(),
+        }
+    }
+
+    /// Its TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its address and port.
+    pub fn addr(&self) -> SocketAddr {
+        let ip = self.place.as_ref().map_or(Ipv4Addr::LOCALHOST, |p| p.1);
+        SocketAddr::from((ip, self.port))
+    }
+
+    /// Its Unix socket.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("mariadbd.sock")
+    }
+
+    /// Its error log.
+    pub fn error_log(&self) -> PathBuf {
+        self.dir.path().join("error.log")
+    }
+
+    /// The end of its error log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.error_log(), lines)
+    }
+
+    /// The server's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is running (it may be frozen).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// TCP connection options for an account.
+    pub fn opts(&self, user: &str, password: &str) -> Opts {
+        OptsBuilder::default()
+            .ip_or_hostname(self.host())
+            .tcp_port(self.port)
+            .user(Some(user))
+            .pass(Some(password))
+            .prefer_socket(false)
+            .into()
+    }
+
+    /// [`AGENT_USER`]'s options.
+    pub fn agent_opts(&self) -> Opts {
+        self.opts(AGENT_USER, AGENT_PASSWORD)
+    }
+
+    /// [`APP_USER`]'s options.
+    pub fn app_opts(&self) -> Opts {
+        self.opts(APP_USER, APP_PASSWORD)
+    }
+
+    /// `root` over the Unix socket (no password).
+    pub fn root_opts(&self) -> Opts {
+        OptsBuilder::default()
+            .socket(Some(self.socket_path().to_string_lossy().into_owned()))
+            .user(Some("root"))
+            .into()
+    }
+
+    /// A `mysql://` URL for an account (percent-encoded).
+    pub fn url(&self, user: &str, password: &str) -> String {
+        format!(
+            "mysql://{}:{}@{}:{}/?prefer_socket=false",
+            url_escape(user),
+            url_escape(password),
+            self.host(),
+            self.port
+        )
+    }
+
+    /// A connection, within a few seconds.
+    pub async fn connect(&self, opts: Opts) -> Result<Conn> {
+        timeout(CONNECT_TIMEOUT, Conn::new(opts))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "no connection to port {} within {CONNECT_TIMEOUT:?}",
+                    self.port
+                )
+            })?
+            .with_context(|| format!("connecting to MariaDB on port {}", self.port))
+    }
+
+    /// A connection as [`AGENT_USER`].
+    pub async fn agent_conn(&self) -> Result<Conn> {
+        self.connect(self.agent_opts()).await
+    }
+
+    /// The kit's own connection: [`AGENT_USER`] over TCP, or `root` over the socket for a
+    /// server in a namespace (its address is not reachable from the test process).
+    async fn kit_conn(&self) -> Result<Conn> {
+        if self.place.is_some() {
+            self.connect(self.root_opts()).await
+        } else {
+            self.agent_conn().await
+        }
+    }
+
+    /// A connection as [`APP_USER`].
+    pub async fn app_conn(&self) -> Result<Conn> {
+        self.connect(self.app_opts()).await
+    }
+
+    /// Runs statements as [`AGENT_USER`] on a fresh connection.
+    pub async fn exec(&self, sql: &str) -> Result<()> {
+        let mut conn = self.kit_conn().await?;
+        conn.query_drop(sql)
+            .await
+            .with_context(|| format!("{sql} on port {}", self.port))?;
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
+    /// The first column of the first row of a query as [`AGENT_USER`]; `None` for no row or
+    /// NULL.
+    pub async fn scalar(&self, sql: &str) -> Result<Option<String>> {
+        let mut conn = self.kit_conn().await?;
+        let row: Option<Row> = conn
+            .query_first(sql)
+            .await
+            .with_context(|| format!("{sql} on port {}", self.port))?;
+        let _ = conn.disconnect().await;
+        Ok(row.and_then(|mut r| r.take::<Option<String>, _>(0).flatten()))
+    }
+
+    /// One column of `SHOW SLAVE STATUS`, `None` when not a replica.
+    pub async fn slave_status(&self, column: &str) -> Result<Option<String>> {
+        let mut conn = self.kit_conn().await?;
+        let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+        let _ = conn.disconnect().await;
+        Ok(row.and_then(|mut r| r.take::<Option<String>, _>(column).flatten()))
+    }
+
+    /// Makes this server replicate from `master` (replication account, connect retry 1 s),
+    /// by GTID (`MASTER_USE_GTID=slave_pos`) or from the start of its first binlog
+    /// (`MASTER_USE_GTID=no`), and waits until both threads run.
+    pub async fn replicate_from(&self, master: &MariaDb, gtid: bool) -> Result<()> {
+        let sql = format!(
+            "STOP SLAVE; CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, \
+             MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID={}; START SLAVE",
+            quote(&master.host()),
+            master.port,
+            quote(REPL_USER),
+            quote(REPL_PASSWORD),
+            if gtid { "slave_pos" } else { "no" }
+        );
+        self.exec(&sql)
+            .await
+            .with_context(|| format!("making port {} replicate from {}", self.port, master.port))?;
+        self.wait_replicating(Duration::from_secs(10)).await
+    }
+
+    /// Waits until the IO and SQL threads both run; fails with their error if either stops on
+    /// one.
+    pub async fn wait_replicating(&self, limit: Duration) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut conn = self.kit_conn().await?;
+            let row: Option<Row> = conn.query_first("SHOW SLAVE STATUS").await?;
+            let _ = conn.disconnect().await;
+            let mut row = row.ok_or_else(|| anyhow!("port {} is not a replica", self.port))?;
+            let mut col = |name: &str| {
+                row.take::<Option<String>, _>(name)
+                    .flatten()
+                    .unwrap_or_default()
+            };
+            let (io, sql) = (col("Slave_IO_Running"), col("Slave_SQL_Running"));
+            let (io_error, sql_error) = (col("Last_IO_Error"), col("Last_SQL_Error"));
+            if io == "Yes" && sql == "Yes" {
+                return Ok(());
+            }
+            if !sql_error.is_empty() {
+                bail!("port {}: SQL thread error: {sql_error}", self.port);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "port {}: replication not running within {limit:?} (IO {io}, SQL {sql}, IO error: {io_error})",
+                    self.port
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until this server has applied everything in `master`'s binlog
+    /// (`MASTER_GTID_WAIT` of its `gtid_binlog_pos`; MariaDB tracks GTIDs in file/position
+    /// replication too).
+    pub async fn sync_with(&self, master: &MariaDb, limit: Duration) -> Result<()> {
+        let pos = master
+            .scalar("SELECT @@gtid_binlog_pos")
+            .await?
+            .unwrap_or_default();
+        let answer = self
+            .scalar(&format!(
+                "SELECT MASTER_GTID_WAIT({}, {})",
+                quote(&pos),
+                limit.as_secs_f64()
+            ))
+            .await?;
+        match answer.as_deref() {
+            Some("0") => Ok(()),
+            other => bail!(
+                "port {} did not apply {pos} from port {} within {limit:?} (answer {other:?}; IO error: {:?}; SQL error: {:?})",
+                self.port,
+                master.port,
+                self.slave_status("Last_IO_Error").await.ok().flatten(),
+                self.slave_status("Last_SQL_Error").await.ok().flatten(),
+            ),
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("mariadbd is not running"))?;
+        let pid = libc::pid_t::try_from(pid).context("pid out of range")?;
+        // SAFETY: kill(2) with a pid this struct spawned and has not reaped yet.
+        if unsafe { libc::kill(pid, signal) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("kill(2) on mariadbd");
+        }
+        Ok(())
+    }
+
+    /// `kill -9`, then reaps it. Nothing when it is not running.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // A stopped process dies of SIGKILL too.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether every thread of the server is stopped (state `T` in `/proc`).
+    fn all_threads_stopped(&self) -> Result<bool> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("mariadbd is not running"))?;
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).context("reading /proc")?;
+        for task in tasks {
+            let stat = std::fs::read_to_string(task?.path().join("stat"))?;
+            // `pid (comm) S ...`: the state follows the last ')'.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .unwrap_or("?");
+            if state != "T" && state != "t" {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `SIGSTOP`: the server hangs (connections open, nothing answered). Returns once every
+    /// thread has stopped (signal delivery is asynchronous).
+    pub fn freeze(&self) -> Result<()> {
+        self.signal(libc::SIGSTOP)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.all_threads_stopped()? {
+            if std::time::Instant::now() >= deadline {
+                bail!("mariadbd on port {} did not stop on SIGSTOP", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// `SIGCONT` after [`MariaDb::freeze`].
+    pub fn thaw(&self) -> Result<()> {
+        self.signal(libc::SIGCONT)
+    }
+
+    /// A clean shutdown (`SIGTERM`), killed if it takes longer than 30 s.
+    pub async fn stop(&mut self) -> Result<()> {
+        if self.child.is_none() {
+            return Ok(());
+        }
+        let _ = self.signal(libc::SIGCONT);
+        self.signal(libc::SIGTERM)?;
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while self.is_running() {
+            if Instant::now() >= deadline {
+                self.kill9();
+                bail!(
+                    "mariadbd on port {} ignored SIGTERM for {STOP_TIMEOUT:?}",
+                    self.port
+                );
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same data directory and port (after [`MariaDb::stop`] or
+    /// [`MariaDb::kill9`]; stops it first if it runs).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await?;
+        self.launch().await
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_url_escaping() {
+        assert_eq!(quote("re'pl\\pw"), "'re\\'pl\\\\pw'");
+        assert_eq!(url_escape("re'pl\\pw#1"), "re%27pl%5Cpw%231");
+    }
+
+    #[tokio::test]
+    async fn a_server_starts_accepts_its_accounts_and_restarts() {
+        let mut db = MariaDb::start(7).await.expect("starts");
+        assert_eq!(
+            db.scalar("SELECT @@server_id")
+                .await
+                .expect("query")
+                .as_deref(),
+            Some("7")
+        );
+        let mut app = db.app_conn().await.expect("app account");
+        app.query_drop("CREATE DATABASE kit")
+            .await
+            .expect("app may create");
+        let mut root = db
+            .connect(db.root_opts())
+            .await
+            .expect("root over the socket");
+        root.query_drop("SELECT 1").await.expect("root");
+        let url_conn = Conn::from_url(db.url(AGENT_USER, AGENT_PASSWORD))
+            .await
+            .expect("url works");
+        drop(url_conn);
+        db.kill9();
+        assert!(db.agent_conn().await.is_err(), "killed");
+        db.restart().await.expect("restarts after kill -9");
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='kit'")
+                .await
+                .expect("query")
+                .as_deref(),
+            Some("1")
+        );
+    }
+}

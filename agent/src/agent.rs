@@ -1,0 +1,804 @@
+//! What an agent does, over the `Vips`, `Mysql` and `Monitors` traits (so the simulation runs
+//! this very code): applying a status, the writer lease, self-fencing, and reconciliation.
+//!
+//! The writer role is active (read_only off, writer VIP on) only under a lease for the epoch the
+//! agent was told. Activation and fencing serialize on one gate, and activation re-checks the
+//! lease inside it, so a fence can never be overtaken by a late activation. Demotion removes the
+//! VIP first, then sets read_only and kills client sessions; promotion waits for the relay log,
+//! obtains a lease, then clears read_only and adds the VIP. Any host that is not the active
+//! writer is kept read-only with no writer VIP by the reconciliation loop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Mutex as SyncMutex;
+use std::time::Duration;
+
+use mmm_core::api::LeaseRequest;
+use mmm_core::{AgentStatus, HostMode, HostName, HostState, RoleIp, RoleName};
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
+
+use crate::monitors::{Monitors, RenewError};
+use crate::ops::{Mysql, RepointMethod, Source, Vips};
+use crate::protocol::{ClearBadRoles, Cleared, StatusReply, SystemStatus, WriterState};
+use crate::store::{Persisted, Store, StoreError};
+
+/// A role as the configuration defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleDef {
+    /// Its IPs.
+    pub ips: Vec<IpAddr>,
+    /// The hosts that may hold it.
+    pub hosts: Vec<String>,
+}
+
+/// What the agent knows from its configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This host (`this`).
+    pub host: String,
+    /// Its mode: only slaves are re-pointed when the active master changes.
+    pub mode: HostMode,
+    /// The active master role (`active_master_role`).
+    pub writer_role: RoleName,
+    /// Every role.
+    pub roles: BTreeMap<RoleName, RoleDef>,
+    /// Every other host as a replication source.
+    pub sources: BTreeMap<String, Source>,
+    /// `max_kill_retries`.
+    pub max_kill_retries: u32,
+    /// The pause between passes of the session killer.
+    pub kill_pause: Duration,
+    /// How long before the lease ends the agent fences itself.
+    pub fence_margin: Duration,
+    /// How long a promotion waits for the relay log.
+    pub catchup_timeout: Duration,
+    /// How often to renew before the first grant says otherwise.
+    pub renew_every: Duration,
+}
+
+impl Settings {
+    fn writer_ips(&self) -> Vec<IpAddr> {
+        self.roles
+            .get(&self.writer_role)
+            .map(|r| r.ips.clone())
+            .unwrap_or_default()
+    }
+
+    fn role_ips(&self) -> BTreeSet<IpAddr> {
+        self.roles.values().flat_map(|r| r.ips.clone()).collect()
+    }
+}
+
+/// A request the agent refuses; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The request is for another host.
+    #[error("this is the agent of '{this}', not of '{asked}'")]
+    WrongHost {
+        /// This host.
+        this: String,
+        /// The host named in the request.
+        asked: String,
+    },
+    /// The request carries an epoch lower than one already seen.
+    #[error("stale writer epoch {got}: this agent has seen epoch {seen}")]
+    StaleEpoch {
+        /// The request's epoch.
+        got: u64,
+        /// The highest seen.
+        seen: u64,
+    },
+    /// A role or IP the configuration does not give this host.
+    #[error("{0}")]
+    BadRole(String),
+    /// The state file could not be written, so nothing was applied.
+    #[error("cannot record the status: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The lease as this agent holds it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lease {
+    /// The epoch it was granted for.
+    epoch: u64,
+    /// When the agent must start fencing; `None` without a grant.
+    fence_at: Option<Instant>,
+}
+
+impl Lease {
+    fn valid_for(&self, epoch: u64, now: Instant) -> bool {
+        self.epoch == epoch && self.fence_at.is_some_and(|t| now < t)
+    }
+}
+
+/// What `apply_status` serializes on.
+#[derive(Debug, Default)]
+struct Inner {
+    persisted: Persisted,
+    /// The master this slave was last re-pointed to successfully (MMM remembered it only on OK).
+    repointed_to: Option<String>,
+    /// The epoch whose promotion already waited for the relay log.
+    caught_up: Option<u64>,
+}
+
+/// The writer gate: activation and fencing hold it.
+#[derive(Debug, Default)]
+struct Gate {
+    active: bool,
+    /// Why the writer is not active, when it is told to be.
+    waiting: String,
+}
+
+/// One agent.
+pub struct Agent<M, V, N> {
+    settings: Settings,
+    mysql: M,
+    vips: V,
+    monitors: N,
+    store: Store,
+    inner: Mutex<Inner>,
+    gate: Mutex<Gate>,
+    /// The epoch at which this host is told to be writer (read without the `inner` lock).
+    writer_epoch: SyncMutex<Option<u64>>,
+    lease: SyncMutex<Lease>,
+    renew_every: SyncMutex<Duration>,
+    lease_changed: Notify,
+}
+
+fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The machine's uptime from `/proc/uptime`, 0 where it cannot be read.
+pub fn uptime_secs() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|f| f.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
+    /// An agent with its memory loaded from `store`.
+    pub fn new(
+        settings: Settings,
+        mysql: M,
+        vips: V,
+        monitors: N,
+        store: Store,
+    ) -> Result<Self, StoreError> {
+        let persisted = store.load()?;
+        let writer_epoch = persisted
+            .told
+            .as_ref()
+            .filter(|t| holds_role(t, &settings.writer_role))
+            .map(|t| t.epoch.0);
+        let renew_every = settings.renew_every;
+        Ok(Agent {
+            settings,
+            mysql,
+            vips,
+            monitors,
+            store,
+            inner: Mutex::new(Inner {
+                persisted,
+                ..Inner::default()
+            }),
+            gate: Mutex::new(Gate::default()),
+            writer_epoch: SyncMutex::new(writer_epoch),
+            lease: SyncMutex::new(Lease::default()),
+            renew_every: SyncMutex::new(renew_every),
+            lease_changed: Notify::new(),
+        })
+    }
+
+    /// This host's name.
+    pub fn host(&self) -> &str {
+        &self.settings.host
+    }
+
+    /// The highest epoch seen.
+    pub async fn epoch(&self) -> u64 {
+        self.inner.lock().await.persisted.epoch
+    }
+
+    fn check_host_and_epoch(&self, host: &str, epoch: u64, seen: u64) -> Result<(), Refusal> {
+        if host != self.settings.host {
+            return Err(Refusal::WrongHost {
+                this: self.settings.host.clone(),
+                asked: host.to_string(),
+            });
+        }
+        if epoch < seen {
+            return Err(Refusal::StaleEpoch { got: epoch, seen });
+        }
+        Ok(())
+    }
+
+    fn check_roles(&self, roles: &[RoleIp]) -> Result<(), Refusal> {
+        for r in roles {
+            let Some(def) = self.settings.roles.get(&r.role) else {
+                return Err(Refusal::BadRole(format!("unknown role '{}'", r.role)));
+            };
+            if !def.ips.contains(&r.ip) {
+                return Err(Refusal::BadRole(format!(
+                    "{} is not an IP of role '{}'",
+                    r.ip, r.role
+                )));
+            }
+            if !def.hosts.iter().any(|h| h == &self.settings.host) {
+                return Err(Refusal::BadRole(format!(
+                    "role '{}' is not configured for host '{}'",
+                    r.role, self.settings.host
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// MMM's SET_STATUS: records the status durably, then makes the host match it.
+    pub async fn apply_status(&self, status: AgentStatus) -> Result<StatusReply, Refusal> {
+        let mut inner = self.inner.lock().await;
+        self.check_host_and_epoch(status.host.as_str(), status.epoch.0, inner.persisted.epoch)?;
+        self.check_roles(&status.roles)?;
+        let old = inner.persisted.told.clone();
+        let new_persisted = Persisted {
+            epoch: status.epoch.0.max(inner.persisted.epoch),
+            told: Some(status.clone()),
+        };
+        if new_persisted != inner.persisted {
+            self.store.save(&new_persisted)?;
+            inner.persisted = new_persisted;
+        }
+        let mut log = Log::default();
+        let writer = &self.settings.writer_role;
+        let old_writer_epoch = old
+            .as_ref()
+            .filter(|t| holds_role(t, writer))
+            .map(|t| t.epoch.0);
+        let new_writer_epoch = holds_role(&status, writer).then_some(status.epoch.0);
+        if old_writer_epoch != new_writer_epoch {
+            *lock(&self.writer_epoch) = new_writer_epoch;
+            if self.gate.lock().await.active || old_writer_epoch.is_some() {
+                let reason = match new_writer_epoch {
+                    None => "the writer role was taken away".to_string(),
+                    Some(e) => format!("the writer epoch moved to {e}"),
+                };
+                self.fence(&reason, &mut log).await;
+            }
+        }
+
+        let old_roles: BTreeSet<RoleIp> = old
+            .as_ref()
+            .map(|t| t.roles.iter().cloned().collect())
+            .unwrap_or_default();
+        let new_roles: BTreeSet<RoleIp> = status.roles.iter().cloned().collect();
+        for r in old_roles
+            .difference(&new_roles)
+            .filter(|r| &r.role != writer)
+        {
+            match self.vips.remove(r.ip).await {
+                Ok(true) => log.done(format!("removed VIP {} ({})", r.ip, r.role)),
+                Ok(false) => {}
+                Err(e) => log.failed(format!("removing VIP {} ({}): {e}", r.ip, r.role)),
+            }
+        }
+
+        let old_state = old.as_ref().map(|t| t.state);
+        if old_state != Some(status.state) {
+            if status.state == HostState::AdminOffline {
+                match self.mysql.set_replication(false).await {
+                    Ok(()) => log.done("stopped replication (ADMIN_OFFLINE)".into()),
+                    Err(e) => log.failed(format!("STOP SLAVE: {e}")),
+                }
+            } else if old_state == Some(HostState::AdminOffline) {
+                match self.mysql.set_replication(true).await {
+                    Ok(()) => log.done("started replication (left ADMIN_OFFLINE)".into()),
+                    Err(e) => log.failed(format!("START SLAVE: {e}")),
+                }
+            }
+        }
+
+        if let Some(master) = status.active_master.as_ref().map(HostName::as_str) {
+            let repoint = self.settings.mode == HostMode::Slave
+                && !matches!(
+                    status.state,
+                    HostState::AdminOffline | HostState::HardOffline
+                )
+                && master != self.settings.host
+                && inner.repointed_to.as_deref() != Some(master);
+            if repoint {
+                self.repoint(master, &mut inner, &mut log).await;
+            }
+        }
+
+        for r in new_roles
+            .difference(&old_roles)
+            .filter(|r| &r.role != writer)
+        {
+            match self.vips.add(r.ip).await {
+                Ok(true) => log.done(format!("added VIP {} ({})", r.ip, r.role)),
+                Ok(false) => log.done(format!("VIP {} ({}) already configured", r.ip, r.role)),
+                Err(e) => log.failed(format!("adding VIP {} ({}): {e}", r.ip, r.role)),
+            }
+        }
+
+        if let Some(epoch) = new_writer_epoch {
+            if !self.gate.lock().await.active {
+                self.promote(epoch, &mut inner, &mut log).await;
+            }
+        }
+        drop(inner);
+        Ok(StatusReply {
+            host: self.settings.host.clone(),
+            epoch: status.epoch.0.max(self.epoch().await),
+            done: log.done,
+            failed: log.failed,
+            writer: self.writer_state().await,
+            uptime_secs: uptime_secs(),
+        })
+    }
+
+    async fn repoint(&self, master: &str, inner: &mut Inner, log: &mut Log) {
+        let Some(source) = self.settings.sources.get(master) else {
+            log.failed(format!(
+                "cannot re-point to '{master}': no such host in the configuration"
+            ));
+            return;
+        };
+        match self.mysql.repoint(source, RepointMethod::Auto).await {
+            Ok(how) => {
+                inner.repointed_to = Some(master.to_string());
+                tracing::info!(host = %self.settings.host, master, ?how, "replicating from the active master");
+                log.done(format!("replicating from {master} ({how:?})"));
+            }
+            Err(e) => {
+                tracing::error!(host = %self.settings.host, master, error = %e, "re-pointing failed");
+                log.failed(format!("re-pointing to {master}: {e}"));
+            }
+        }
+    }
+
+    /// Promotion: relay log applied, then a lease, then writable with the VIP.
+    async fn promote(&self, epoch: u64, inner: &mut Inner, log: &mut Log) {
+        if inner.caught_up != Some(epoch) {
+            match self
+                .mysql
+                .wait_relay_applied(self.settings.catchup_timeout)
+                .await
+            {
+                Ok(()) => {
+                    inner.caught_up = Some(epoch);
+                    log.done("relay log applied".into());
+                }
+                Err(e) => {
+                    let reason = format!("waiting for the relay log: {e}");
+                    self.gate.lock().await.waiting = reason.clone();
+                    log.failed(reason);
+                    return;
+                }
+            }
+        }
+        let leased = lock(&self.lease).valid_for(epoch, Instant::now());
+        if leased {
+            return self.activate(epoch, log).await;
+        }
+        match self.renew(epoch).await {
+            Ok(()) => self.activate(epoch, log).await,
+            Err(e) => {
+                let reason = format!("no lease yet ({e})");
+                self.gate.lock().await.waiting = reason.clone();
+                log.failed(reason);
+            }
+        }
+    }
+
+    /// Asks for the lease once; on a grant, records its deadline. A refusal means this host
+    /// is no longer the writer at `epoch`: it is fenced at once.
+    async fn renew(&self, epoch: u64) -> Result<(), RenewError> {
+        let sent = Instant::now();
+        let req = LeaseRequest {
+            host: self.settings.host.clone(),
+            epoch,
+        };
+        match self.monitors.renew(&req).await {
+            Ok(grant) if grant.epoch == epoch && *lock(&self.writer_epoch) == Some(epoch) => {
+                let lease = Duration::from_millis(grant.lease_ms);
+                let fence_at = sent + lease.saturating_sub(self.settings.fence_margin);
+                *lock(&self.lease) = Lease {
+                    epoch,
+                    fence_at: Some(fence_at),
+                };
+                *lock(&self.renew_every) = Duration::from_millis(grant.renew_ms.max(10));
+                self.lease_changed.notify_waiters();
+                Ok(())
+            }
+            Ok(grant) => Err(RenewError::Refused(format!(
+                "granted for epoch {} while this host holds epoch {epoch}",
+                grant.epoch
+            ))),
+            Err(RenewError::Refused(why)) => {
+                {
+                    let mut w = lock(&self.writer_epoch);
+                    if *w == Some(epoch) {
+                        *w = None;
+                    }
+                }
+                let mut log = Log::default();
+                self.fence(&format!("lease refused: {why}"), &mut log).await;
+                Err(RenewError::Refused(why))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the writer active if the lease for `epoch` is valid; inside the gate, bounded by
+    /// the lease, so it cannot outlive it.
+    async fn activate(&self, epoch: u64, log: &mut Log) {
+        let mut gate = self.gate.lock().await;
+        let fence_at = {
+            let lease = *lock(&self.lease);
+            if !lease.valid_for(epoch, Instant::now()) {
+                gate.waiting = "the lease ran out before the promotion finished".into();
+                log.failed(gate.waiting.clone());
+                return;
+            }
+            lease.fence_at
+        };
+        let Some(fence_at) = fence_at else { return };
+        let work = async {
+            self.mysql
+                .set_read_only(false)
+                .await
+                .map_err(|e| format!("read_only=0: {e}"))?;
+            for ip in self.settings.writer_ips() {
+                self.vips
+                    .add(ip)
+                    .await
+                    .map_err(|e| format!("adding writer VIP {ip}: {e}"))?;
+            }
+            Ok::<(), String>(())
+        };
+        let result = tokio::time::timeout_at(fence_at, work).await;
+        match result {
+            Ok(Ok(())) => {
+                gate.active = true;
+                gate.waiting.clear();
+                tracing::warn!(host = %self.settings.host, epoch, "writer role active: read_only=0, writer VIP on");
+                log.done(format!(
+                    "writer active at epoch {epoch}: read_only=0, writer VIP on"
+                ));
+            }
+            Ok(Err(e)) => {
+                gate.waiting = e.clone();
+                drop(gate);
+                log.failed(e);
+                self.fence("the promotion failed half-way", log).await;
+            }
+            Err(_) => {
+                gate.waiting = "the promotion did not finish within the lease".into();
+                drop(gate);
+                log.failed("the promotion did not finish within the lease".into());
+                self.fence("the promotion did not finish within the lease", log)
+                    .await;
+            }
+        }
+    }
+
+    /// Fences the writer: VIP off first, then read_only=1, then client sessions killed.
+    async fn fence(&self, reason: &str, log: &mut Log) {
+        let mut gate = self.gate.lock().await;
+        *lock(&self.lease) = Lease::default();
+        let was_active = gate.active;
+        gate.active = false;
+        for ip in self.settings.writer_ips() {
+            match self.vips.remove(ip).await {
+                Ok(true) => log.done(format!("removed writer VIP {ip}")),
+                Ok(false) => {}
+                Err(e) => log.failed(format!("removing writer VIP {ip}: {e}")),
+            }
+        }
+        match self.mysql.set_read_only(true).await {
+            Ok(()) => log.done("read_only=1".into()),
+            Err(e) => log.failed(format!("read_only=1: {e}")),
+        }
+        match self
+            .mysql
+            .kill_client_sessions(self.settings.max_kill_retries, self.settings.kill_pause)
+            .await
+        {
+            Ok(k) => log.done(format!(
+                "killed {} client sessions in {} passes",
+                k.killed, k.passes
+            )),
+            Err(e) => log.failed(format!("killing client sessions: {e}")),
+        }
+        gate.waiting = reason.to_string();
+        if was_active {
+            tracing::error!(host = %self.settings.host, reason, failed = ?log.failed, "writer fenced: VIP off, read_only=1, sessions killed");
+        } else {
+            tracing::info!(host = %self.settings.host, reason, "writer fence checked");
+        }
+    }
+
+    /// Where the writer role stands.
+    pub async fn writer_state(&self) -> WriterState {
+        if lock(&self.writer_epoch).is_none() {
+            return WriterState::NotWriter;
+        }
+        let gate = self.gate.lock().await;
+        if gate.active {
+            let left = lock(&self.lease)
+                .fence_at
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or_default();
+            WriterState::Active {
+                lease_left_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            }
+        } else {
+            WriterState::Waiting {
+                reason: if gate.waiting.is_empty() {
+                    "no lease yet".into()
+                } else {
+                    gate.waiting.clone()
+                },
+            }
+        }
+    }
+
+    /// Renews the lease forever while told to be writer; activates the writer on a grant.
+    pub async fn run_lease(&self) {
+        let mut unavailable_since: Option<Instant> = None;
+        loop {
+            let every = *lock(&self.renew_every);
+            let next = Instant::now() + every;
+            let epoch = *lock(&self.writer_epoch);
+            if let Some(epoch) = epoch {
+                match self.renew(epoch).await {
+                    Ok(()) => {
+                        if unavailable_since.take().is_some() {
+                            tracing::info!(host = %self.settings.host, epoch, "lease renewed again");
+                        }
+                        if !self.gate.lock().await.active {
+                            let mut inner = self.inner.lock().await;
+                            if *lock(&self.writer_epoch) == Some(epoch) {
+                                let mut log = Log::default();
+                                self.promote(epoch, &mut inner, &mut log).await;
+                            }
+                        }
+                    }
+                    Err(RenewError::Unavailable(why)) => {
+                        if unavailable_since.is_none() {
+                            unavailable_since = Some(Instant::now());
+                            tracing::warn!(host = %self.settings.host, epoch, %why, "cannot renew the writer lease");
+                        }
+                    }
+                    Err(RenewError::Refused(_)) => {}
+                }
+            }
+            tokio::time::sleep_until(next).await;
+        }
+    }
+
+    /// Fences the writer when its lease runs out.
+    pub async fn run_watchdog(&self) {
+        loop {
+            let notified = self.lease_changed.notified();
+            let fence_at = lock(&self.lease).fence_at;
+            let now = Instant::now();
+            match fence_at {
+                Some(t) if t <= now => {
+                    if self.gate.lock().await.active {
+                        let mut log = Log::default();
+                        self.fence("the writer lease ran out", &mut log).await;
+                    } else {
+                        *lock(&self.lease) = Lease::default();
+                    }
+                }
+                Some(t) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(t) => {}
+                        _ = notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Makes the host match what it was told (MMM's check_roles after every connection): an
+    /// active writer keeps read_only off and its VIP on; any other host has no writer VIP and
+    /// read_only on; told reader VIPs are on.
+    pub async fn reconcile(&self) -> Vec<String> {
+        let mut fixed = Vec::new();
+        {
+            let gate = self.gate.lock().await;
+            let writer_ips = self.settings.writer_ips();
+            if gate.active {
+                for ip in &writer_ips {
+                    if let Ok(true) = self.vips.add(*ip).await {
+                        fixed.push(format!("re-added missing writer VIP {ip}"));
+                    }
+                }
+            } else {
+                for ip in &writer_ips {
+                    if let Ok(true) = self.vips.remove(*ip).await {
+                        fixed.push(format!(
+                            "removed writer VIP {ip} from a host that is not the active writer"
+                        ));
+                    }
+                }
+            }
+            if let Ok(st) = self.mysql.status().await {
+                if gate.active && st.read_only && self.mysql.set_read_only(false).await.is_ok() {
+                    fixed.push("read_only was on at the active writer: turned it off".into());
+                }
+                if !gate.active && !st.read_only && self.mysql.set_read_only(true).await.is_ok() {
+                    fixed.push(
+                        "read_only was off on a host that is not the active writer: turned it on"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if let Ok(inner) = self.inner.try_lock() {
+            let told: Vec<RoleIp> = inner
+                .persisted
+                .told
+                .as_ref()
+                .map(|t| t.roles.clone())
+                .unwrap_or_default();
+            drop(inner);
+            for r in told.iter().filter(|r| r.role != self.settings.writer_role) {
+                if let Ok(true) = self.vips.add(r.ip).await {
+                    fixed.push(format!("re-added missing VIP {} ({})", r.ip, r.role));
+                }
+            }
+        }
+        for f in &fixed {
+            tracing::warn!(host = %self.settings.host, "{f}");
+        }
+        fixed
+    }
+
+    /// MMM's CLEAR_BAD_ROLES: removes configured role IPs the agent does not hold.
+    pub async fn clear_bad_roles(&self, req: &ClearBadRoles) -> Result<Cleared, Refusal> {
+        let inner = self.inner.lock().await;
+        self.check_host_and_epoch(&req.host, req.epoch, inner.persisted.epoch)?;
+        let held: BTreeSet<IpAddr> = inner
+            .persisted
+            .told
+            .as_ref()
+            .map(|t| t.roles.iter().map(|r| r.ip).collect())
+            .unwrap_or_default();
+        drop(inner);
+        let mut cleared = Cleared {
+            removed: vec![],
+            failed: vec![],
+        };
+        let present = match self.vips.configured().await {
+            Ok(p) => p,
+            Err(e) => {
+                cleared
+                    .failed
+                    .push(format!("Could not check if IP is configured: {e}"));
+                return Ok(cleared);
+            }
+        };
+        let writer_ips = self.settings.writer_ips();
+        for ip in present {
+            if !self.settings.role_ips().contains(&ip) || held.contains(&ip) {
+                continue;
+            }
+            if writer_ips.contains(&ip) {
+                let mut log = Log::default();
+                self.fence("CLEAR_BAD_ROLES found the writer VIP", &mut log)
+                    .await;
+                cleared.failed.extend(log.failed);
+                cleared.removed.push(ip);
+                continue;
+            }
+            match self.vips.remove(ip).await {
+                Ok(_) => cleared.removed.push(ip),
+                Err(e) => cleared.failed.push(format!("removing {ip}: {e}")),
+            }
+        }
+        Ok(cleared)
+    }
+
+    /// MMM's GET_SYSTEM_STATUS and GET_AGENT_STATUS together.
+    pub async fn system_status(&self) -> SystemStatus {
+        let (epoch, told) = {
+            let inner = self.inner.lock().await;
+            (inner.persisted.epoch, inner.persisted.told.clone())
+        };
+        let (mysql, mysql_error) = match self.mysql.status().await {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let role_ips = self.settings.role_ips();
+        let (vips, vips_error) = match self.vips.configured().await {
+            Ok(p) => (
+                p.into_iter().filter(|ip| role_ips.contains(ip)).collect(),
+                None,
+            ),
+            Err(e) => (vec![], Some(e.to_string())),
+        };
+        SystemStatus {
+            host: self.settings.host.clone(),
+            uptime_secs: uptime_secs(),
+            epoch,
+            told,
+            writer: self.writer_state().await,
+            mysql,
+            mysql_error,
+            vips,
+            vips_error,
+        }
+    }
+
+    /// At startup: nothing is active until a lease is granted, so a host that restarted with
+    /// the writer VIP or read_only off is fenced now.
+    pub async fn start(&self) -> Vec<String> {
+        self.reconcile().await
+    }
+
+    /// Re-checks the host every `every` (see `reconcile`).
+    pub async fn run_reconcile(&self, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            self.reconcile().await;
+        }
+    }
+
+    /// Watches the local server every `every` and logs when it dies or comes back; a dead
+    /// server is what the monitor's fast failover acts on.
+    pub async fn run_mysql_watch(&self, every: Duration) {
+        let mut alive = true;
+        loop {
+            let up = tokio::time::timeout(every.max(Duration::from_millis(200)), self.mysql.ping())
+                .await;
+            match up {
+                Ok(Ok(())) if !alive => {
+                    alive = true;
+                    tracing::warn!(host = %self.settings.host, "local mysqld answers again");
+                }
+                Ok(Err(e)) if alive => {
+                    alive = false;
+                    tracing::error!(host = %self.settings.host, error = %e, "local mysqld is down");
+                }
+                _ => {}
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Before the process exits: an active writer fences itself, since nobody would be left
+    /// to fence it when its lease ends. The restarted agent asks for a new lease.
+    pub async fn shutdown(&self) {
+        if self.gate.lock().await.active {
+            let mut log = Log::default();
+            self.fence("the agent is stopping", &mut log).await;
+        }
+    }
+}
+
+fn holds_role(status: &AgentStatus, role: &RoleName) -> bool {
+    status.roles.iter().any(|r| &r.role == role)
+}
+
+/// What one request did.
+#[derive(Debug, Default)]
+struct Log {
+    done: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Log {
+    fn done(&mut self, what: String) {
+        self.done.push(what);
+    }
+    fn failed(&mut self, what: String) {
+        self.failed.push(what);
+    }
+}

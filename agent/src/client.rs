@@ -1,0 +1,133 @@
+//! The monitor's side of the agent API: one call per MMM command, each bounded by a timeout,
+//! each error saying which agent and what happened.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mmm_core::api::ApiError;
+use mmm_core::AgentStatus;
+use serde::de::DeserializeOwned;
+
+use crate::protocol::{
+    ClearBadRoles, Cleared, Pong, StatusReply, SystemStatus, CLEAR_BAD_ROLES_PATH, PING_PATH,
+    STATUS_PATH, SYSTEM_PATH,
+};
+
+/// A call to an agent that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The agent could not be reached or did not answer in time.
+    #[error("agent at {addr}: {reason}")]
+    Unreachable {
+        /// The agent's address.
+        addr: SocketAddr,
+        /// What happened.
+        reason: String,
+    },
+    /// The agent refused the request (wrong host, stale epoch, bad role) and changed nothing.
+    #[error("agent at {addr} refused: {status}: {error}")]
+    Refused {
+        /// The agent's address.
+        addr: SocketAddr,
+        /// The HTTP status.
+        status: u16,
+        /// The agent's explanation.
+        error: String,
+    },
+}
+
+/// A client for agents, shared by all calls (connections are reused).
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    http: reqwest::Client,
+}
+
+impl AgentClient {
+    /// A client whose connects take at most `connect` and whose calls take at most `timeout`
+    /// unless a call says otherwise.
+    pub fn new(connect: Duration, timeout: Duration) -> Result<AgentClient, String> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(AgentClient { http })
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        addr: SocketAddr,
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, CallError> {
+        let unreachable = |e: reqwest::Error| CallError::Unreachable {
+            addr,
+            reason: e.to_string(),
+        };
+        let resp = sent.map_err(unreachable)?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp.json::<T>().await.map_err(unreachable);
+        }
+        let error = resp
+            .json::<ApiError>()
+            .await
+            .map(|e| e.error)
+            .unwrap_or_else(|e| format!("unreadable error body: {e}"));
+        Err(CallError::Refused {
+            addr,
+            status: status.as_u16(),
+            error,
+        })
+    }
+
+    /// MMM's PING.
+    pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, CallError> {
+        let sent = self
+            .http
+            .get(format!("http://{addr}{PING_PATH}"))
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+
+    /// MMM's SET_STATUS; `timeout` covers a promotion's relay-log wait.
+    pub async fn set_status(
+        &self,
+        addr: SocketAddr,
+        status: &AgentStatus,
+        timeout: Duration,
+    ) -> Result<StatusReply, CallError> {
+        let sent = self
+            .http
+            .post(format!("http://{addr}{STATUS_PATH}"))
+            .timeout(timeout)
+            .json(status)
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+
+    /// MMM's GET_SYSTEM_STATUS (with GET_AGENT_STATUS).
+    pub async fn system(&self, addr: SocketAddr) -> Result<SystemStatus, CallError> {
+        let sent = self
+            .http
+            .get(format!("http://{addr}{SYSTEM_PATH}"))
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+
+    /// MMM's CLEAR_BAD_ROLES.
+    pub async fn clear_bad_roles(
+        &self,
+        addr: SocketAddr,
+        req: &ClearBadRoles,
+    ) -> Result<Cleared, CallError> {
+        let sent = self
+            .http
+            .post(format!("http://{addr}{CLEAR_BAD_ROLES_PATH}"))
+            .json(req)
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+}

@@ -1,0 +1,181 @@
+//! `mmm_agentd [@CLUSTER] [--config FILE] [--check-config]`: the agent on one database host.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Parser;
+use mmm_agent::agent::Agent;
+use mmm_agent::monitors::HttpMonitors;
+use mmm_agent::settings::{self, AgentConfig};
+use mmm_agent::store::Store;
+use mmm_agent::vip::NetlinkVips;
+use mmm_config::{Config, Program};
+
+/// The mmm-raft agent (MMM 2.2.1's mmm_agentd): VIPs, read_only and replication on this host,
+/// the writer role only under a lease from the monitor group.
+#[derive(Parser, Debug)]
+#[command(name = "mmm_agentd", version)]
+struct Args {
+    /// `@NAME` selects cluster NAME: mmm_agent_NAME.conf instead of mmm_agent.conf.
+    cluster: Option<String>,
+    /// The configuration file (default: mmm_agent[_NAME].conf in /etc, /etc/mmm, /etc/mysql-mmm).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print what the configuration means and exit: 0 if it is valid, 2 with the errors.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// How often the host is re-checked against what it was told.
+const RECONCILE_EVERY: Duration = Duration::from_secs(1);
+/// How often the local server is pinged.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &args.config {
+        return Ok(p.clone());
+    }
+    let cluster = match &args.cluster {
+        None => None,
+        Some(a) => Some(
+            mmm_config::cluster_from_arg(a)
+                .ok_or_else(|| anyhow!("'{a}' is not a cluster: write @NAME"))?,
+        ),
+    };
+    let name = mmm_config::config_file_name(Program::Agent, cluster)?;
+    mmm_config::Loader::new().locate(&name).ok_or_else(|| {
+        anyhow!("no readable {name} in /etc, /etc/mmm or /etc/mysql-mmm; give --config")
+    })
+}
+
+fn load(args: &Args) -> Result<(Config, AgentConfig), ExitCode> {
+    let fail = |e: anyhow::Error| {
+        eprintln!("mmm_agentd: {e:#}");
+        ExitCode::from(2)
+    };
+    let path = config_path(args).map_err(fail)?;
+    let config = match mmm_config::load(&path, Program::Agent) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let agent =
+        settings::from_config(&config).map_err(|e| fail(anyhow!("{}: {e}", path.display())))?;
+    Ok((config, agent))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let (config, agent) = match load(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if args.check_config {
+        print!("{}", mmm_config::summary(&config, Program::Agent));
+        return ExitCode::SUCCESS;
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mmm_agentd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(agent)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mmm_agentd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    let vips = NetlinkVips::new(&cfg.interface)
+        .await
+        .with_context(|| format!("cluster_interface '{}'", cfg.interface))?;
+    let mut options = mmm_agent::mysql::ServerOptions::tcp(
+        cfg.mysql_addr,
+        cfg.mysql_user.clone(),
+        cfg.mysql_password.clone(),
+    );
+    options.catchup_timeout = cfg.settings.catchup_timeout;
+    let mysql = mmm_agent::mysql::Server::new(options);
+    let monitors = HttpMonitors::new(cfg.monitors.clone(), Duration::from_millis(500))
+        .map_err(|e| anyhow!(e))?;
+    let store = Store::new(&cfg.state_dir);
+    let agent = Arc::new(
+        Agent::new(cfg.settings.clone(), mysql, vips, monitors, store)
+            .context("loading the agent's state")?,
+    );
+    let fixed = agent.start().await;
+    tracing::info!(host = %agent.host(), epoch = agent.epoch().await, fixed = fixed.len(), listen = %cfg.listen, "agent started");
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let tasks = [
+        tokio::spawn({
+            let a = agent.clone();
+            async move { a.run_lease().await }
+        }),
+        tokio::spawn({
+            let a = agent.clone();
+            async move { a.run_watchdog().await }
+        }),
+        tokio::spawn({
+            let a = agent.clone();
+            async move { a.run_reconcile(RECONCILE_EVERY).await }
+        }),
+        tokio::spawn({
+            let a = agent.clone();
+            async move { a.run_mysql_watch(WATCH_EVERY).await }
+        }),
+    ];
+    let app = mmm_agent::server::router(agent.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving the agent API")?;
+    for t in tasks {
+        t.abort();
+    }
+    agent.shutdown().await;
+    tracing::info!(host = %agent.host(), "agent stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The agent's way to the monitor group: asking for the writer lease. Any replica will do
+//! (followers forward to the leader); the replicas are tried in turn, starting with the one that
+//! answered last, each with a short timeout.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mmm_core::api::{ApiError, LeaseGrant, LeaseRequest, LEASE_PATH};
+
+/// Why no lease was granted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenewError {
+    /// The group's committed state does not name this host writer at that epoch: the agent
+    /// must fence itself now.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// No replica could grant it now (no leader, no quorum, unreachable).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The monitor group, as the agent needs it.
+pub trait Monitors: Send + Sync {
+    /// Asks for the writer lease.
+    fn renew(
+        &self,
+        req: &LeaseRequest,
+    ) -> impl Future<Output = Result<LeaseGrant, RenewError>> + Send;
+}
+
+/// The monitor group over HTTP.
+#[derive(Debug)]
+pub struct HttpMonitors {
+    replicas: Vec<SocketAddr>,
+    client: reqwest::Client,
+    next: AtomicUsize,
+}
+
+impl HttpMonitors {
+    /// The replicas at `replicas`; each request waits at most `timeout` for one replica.
+    pub fn new(replicas: Vec<SocketAddr>, timeout: Duration) -> Result<HttpMonitors, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(HttpMonitors {
+            replicas,
+            client,
+            next: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl Monitors for HttpMonitors {
+    async fn renew(&self, req: &LeaseRequest) -> Result<LeaseGrant, RenewError> {
+        let n = self.replicas.len();
+        if n == 0 {
+            return Err(RenewError::Unavailable(
+                "no monitor replica configured".into(),
+            ));
+        }
+        let start = self.next.load(Ordering::Relaxed) % n;
+        let mut errors = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            let Some(addr) = self.replicas.get(i) else {
+                continue;
+            };
+            let url = format!("http://{addr}{LEASE_PATH}");
+            let resp = match self.client.post(&url).json(req).send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(format!("{addr}: {e}"));
+                    continue;
+                }
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return match resp.json::<LeaseGrant>().await {
+                    Ok(grant) => {
+                        self.next.store(i, Ordering::Relaxed);
+                        Ok(grant)
+                    }
+                    Err(e) => Err(RenewError::Unavailable(format!(
+                        "{addr}: unreadable grant: {e}"
+                    ))),
+                };
+            }
+            let text = resp
+                .json::<ApiError>()
+                .await
+                .map(|e| e.error)
+                .unwrap_or_else(|e| format!("unreadable error body: {e}"));
+            if status == reqwest::StatusCode::CONFLICT {
+                self.next.store(i, Ordering::Relaxed);
+                return Err(RenewError::Refused(format!("{addr}: {text}")));
+            }
+            errors.push(format!("{addr}: {status}: {text}"));
+        }
+        Err(RenewError::Unavailable(errors.join("; ")))
+    }
+}

@@ -1,0 +1,447 @@
+//! The agent's logic (status, epochs, lease, fencing, order of steps) over recording
+//! in-memory hands, on tokio's paused clock. The real hands are proven in `vip.rs`,
+//! `mysql.rs` and `daemon.rs`; here the point is what the agent decides and in which order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mmm_agent::agent::{Agent, Refusal, RoleDef, Settings};
+use mmm_agent::monitors::{Monitors, RenewError};
+use mmm_agent::ops::{
+    Killed, Mysql, MysqlError, RepointMethod, Repointed, ServerStatus, Source, VipError, Vips,
+};
+use mmm_agent::protocol::WriterState;
+use mmm_agent::store::Store;
+use mmm_config::Secret;
+use mmm_core::api::{LeaseGrant, LeaseRequest};
+use mmm_core::{AgentStatus, Epoch, HostMode, HostName, HostState, RoleIp, RoleName};
+
+const WRITER_IP: &str = "10.0.0.100";
+const READER_IP: &str = "10.0.0.101";
+
+/// Every operation on the hands, in order.
+#[derive(Default)]
+struct World {
+    ops: Vec<String>,
+    vips: BTreeSet<IpAddr>,
+    read_only: bool,
+    grants: VecDeque<Result<u64, RenewError>>,
+    default_grant: Option<Result<u64, RenewError>>,
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<World>>);
+
+impl Shared {
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        f(&mut self.0.lock().unwrap())
+    }
+    fn take_ops(&self) -> Vec<String> {
+        self.with(|w| std::mem::take(&mut w.ops))
+    }
+}
+
+impl Vips for Shared {
+    async fn configured(&self) -> Result<Vec<IpAddr>, VipError> {
+        Ok(self.with(|w| w.vips.iter().copied().collect()))
+    }
+    async fn add(&self, ip: IpAddr) -> Result<bool, VipError> {
+        Ok(self.with(|w| {
+            let added = w.vips.insert(ip);
+            if added {
+                w.ops.push(format!("vip+ {ip}"));
+            }
+            added
+        }))
+    }
+    async fn remove(&self, ip: IpAddr) -> Result<bool, VipError> {
+        Ok(self.with(|w| {
+            let removed = w.vips.remove(&ip);
+            if removed {
+                w.ops.push(format!("vip- {ip}"));
+            }
+            removed
+        }))
+    }
+}
+
+impl Mysql for Shared {
+    async fn ping(&self) -> Result<(), MysqlError> {
+        Ok(())
+    }
+    async fn status(&self) -> Result<ServerStatus, MysqlError> {
+        Ok(ServerStatus {
+            version: "10.11".into(),
+            mariadb: true,
+            read_only: self.with(|w| w.read_only),
+            super_read_only: None,
+            uptime_secs: 1,
+            binlog: None,
+            gtid_executed: None,
+            replica: None,
+        })
+    }
+    async fn set_read_only(&self, on: bool) -> Result<(), MysqlError> {
+        self.with(|w| {
+            w.read_only = on;
+            w.ops.push(format!("read_only={}", u8::from(on)));
+        });
+        Ok(())
+    }
+    async fn kill_client_sessions(&self, _: u32, _: Duration) -> Result<Killed, MysqlError> {
+        self.with(|w| w.ops.push("kill".into()));
+        Ok(Killed::default())
+    }
+    async fn wait_relay_applied(&self, _: Duration) -> Result<(), MysqlError> {
+        self.with(|w| w.ops.push("catch-up".into()));
+        Ok(())
+    }
+    async fn repoint(&self, source: &Source, _: RepointMethod) -> Result<Repointed, MysqlError> {
+        self.with(|w| w.ops.push(format!("repoint {}", source.name)));
+        Ok(Repointed::Gtid)
+    }
+    async fn set_replication(&self, running: bool) -> Result<(), MysqlError> {
+        self.with(|w| w.ops.push(format!("replication={running}")));
+        Ok(())
+    }
+}
+
+impl Monitors for Shared {
+    async fn renew(&self, req: &LeaseRequest) -> Result<LeaseGrant, RenewError> {
+        let answer = self.with(|w| {
+            w.ops.push(format!("renew {}", req.epoch));
+            w.grants
+                .pop_front()
+                .or_else(|| w.default_grant.clone())
+                .unwrap_or(Err(RenewError::Unavailable("no monitor".into())))
+        });
+        answer.map(|epoch| LeaseGrant {
+            host: req.host.clone(),
+            epoch,
+            lease_ms: 1500,
+            renew_ms: 300,
+            replica: "mon1".into(),
+        })
+    }
+}
+
+type TestAgent = Agent<Shared, Shared, Shared>;
+
+fn settings(mode: HostMode) -> Settings {
+    let role = |ip: &str| RoleDef {
+        ips: vec![ip.parse().unwrap()],
+        hosts: vec!["db1".into(), "db2".into()],
+    };
+    let source = |name: &str| Source {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port: 3306,
+        replication_user: "repl".into(),
+        replication_password: Secret::new("x"),
+        agent_user: "agent".into(),
+        agent_password: Secret::new("y"),
+    };
+    Settings {
+        host: "db1".into(),
+        mode,
+        writer_role: RoleName::new("writer"),
+        roles: BTreeMap::from([
+            (RoleName::new("writer"), role(WRITER_IP)),
+            (RoleName::new("reader"), role(READER_IP)),
+        ]),
+        sources: BTreeMap::from([("db1".into(), source("db1")), ("db2".into(), source("db2"))]),
+        max_kill_retries: 10,
+        kill_pause: Duration::from_millis(100),
+        fence_margin: Duration::from_millis(300),
+        catchup_timeout: Duration::from_secs(10),
+        renew_every: Duration::from_millis(300),
+    }
+}
+
+fn agent(world: &Shared, dir: &std::path::Path, mode: HostMode) -> Arc<TestAgent> {
+    Arc::new(
+        Agent::new(
+            settings(mode),
+            world.clone(),
+            world.clone(),
+            world.clone(),
+            Store::new(dir),
+        )
+        .unwrap(),
+    )
+}
+
+fn status(roles: &[(&str, &str)], master: Option<&str>, epoch: u64) -> AgentStatus {
+    AgentStatus {
+        host: HostName::new("db1"),
+        state: HostState::Online,
+        roles: roles
+            .iter()
+            .map(|(r, ip)| RoleIp::new(RoleName::new(*r), ip.parse().unwrap()))
+            .collect(),
+        active_master: master.map(HostName::new),
+        epoch: Epoch(epoch),
+    }
+}
+
+fn writer(epoch: u64) -> AgentStatus {
+    status(&[("writer", WRITER_IP)], Some("db1"), epoch)
+}
+
+#[tokio::test(start_paused = true)]
+async fn promotion_catches_up_then_gets_a_lease_then_clears_read_only_then_adds_the_vip() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let reply = a.apply_status(writer(1)).await.unwrap();
+    assert!(reply.ok(), "{reply:?}");
+    assert_eq!(
+        world.take_ops(),
+        ["catch-up", "renew 1", "read_only=0", "vip+ 10.0.0.100"]
+    );
+    assert!(matches!(reply.writer, WriterState::Active { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn demotion_removes_the_vip_before_read_only_and_the_session_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(1)).await.unwrap();
+    world.take_ops();
+    let reply = a
+        .apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
+        .await
+        .unwrap();
+    assert!(reply.ok(), "{reply:?}");
+    assert_eq!(
+        world.take_ops(),
+        ["vip- 10.0.0.100", "read_only=1", "kill", "vip+ 10.0.0.101"]
+    );
+    assert_eq!(reply.writer, WriterState::NotWriter);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_lease_the_writer_stays_read_only_and_is_activated_by_the_first_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.read_only = true);
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let reply = a.apply_status(writer(1)).await.unwrap();
+    assert!(
+        matches!(reply.writer, WriterState::Waiting { .. }),
+        "{reply:?}"
+    );
+    assert!(world.with(|w| w.vips.is_empty() && w.read_only));
+    world.with(|w| w.default_grant = Some(Ok(1)));
+    let lease = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_lease().await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(a.writer_state().await, WriterState::Active { .. }));
+    assert!(world.with(|w| !w.read_only && w.vips.len() == 1));
+    lease.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_runs_out_fences_the_writer_before_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let start = tokio::time::Instant::now();
+    a.apply_status(writer(1)).await.unwrap();
+    world.take_ops();
+    let watchdog = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_watchdog().await }
+    });
+    // The monitors stop answering: no renewal. Lease 1.5 s, fence margin 0.3 s.
+    tokio::time::sleep(Duration::from_millis(1150)).await;
+    assert!(matches!(a.writer_state().await, WriterState::Active { .. }));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(world.take_ops(), ["vip- 10.0.0.100", "read_only=1", "kill"]);
+    assert!(tokio::time::Instant::now() - start < Duration::from_millis(1500));
+    assert!(matches!(
+        a.writer_state().await,
+        WriterState::Waiting { .. }
+    ));
+    watchdog.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewals_keep_the_writer_active_past_the_first_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.default_grant = Some(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(1)).await.unwrap();
+    let tasks = [
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.run_lease().await }
+        }),
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.run_watchdog().await }
+        }),
+    ];
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(matches!(a.writer_state().await, WriterState::Active { .. }));
+    assert!(!world.take_ops().iter().any(|o| o == "read_only=1"));
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_renewal_fences_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.grants.push_back(Ok(1));
+        w.default_grant = Some(Err(RenewError::Refused(
+            "the writer is db2 at epoch 2".into(),
+        )));
+    });
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(1)).await.unwrap();
+    world.take_ops();
+    let lease = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_lease().await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        world.take_ops(),
+        ["renew 1", "vip- 10.0.0.100", "read_only=1", "kill"]
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !world.take_ops().iter().any(|o| o.starts_with("renew")),
+        "a deposed writer stops asking"
+    );
+    assert_eq!(a.writer_state().await, WriterState::NotWriter);
+    lease.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lower_epoch_is_refused_and_changes_nothing_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(5)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(5)).await.unwrap();
+    drop(a);
+    let world2 = Shared::default();
+    let b = agent(&world2, dir.path(), HostMode::Master);
+    assert_eq!(b.epoch().await, 5);
+    let err = b
+        .apply_status(status(&[("reader", READER_IP)], Some("db2"), 4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Refusal::StaleEpoch { got: 4, seen: 5 }),
+        "{err}"
+    );
+    assert!(world2.take_ops().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_for_another_host_or_foreign_roles_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let mut other = writer(1);
+    other.host = HostName::new("db2");
+    assert!(matches!(
+        a.apply_status(other).await,
+        Err(Refusal::WrongHost { .. })
+    ));
+    let bad_ip = status(&[("reader", "10.9.9.9")], None, 1);
+    let err = a.apply_status(bad_ip).await.unwrap_err().to_string();
+    assert_eq!(err, "10.9.9.9 is not an IP of role 'reader'");
+    let unknown = status(&[("backup", READER_IP)], None, 1);
+    let err = a.apply_status(unknown).await.unwrap_err().to_string();
+    assert_eq!(err, "unknown role 'backup'");
+    assert!(world.take_ops().is_empty());
+    assert_eq!(a.epoch().await, 0, "a refused request records nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_writer_agent_fences_first_then_reactivates_on_a_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(3)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(3)).await.unwrap();
+    drop(a);
+    world.take_ops();
+    // The process restarts; the VIP and read_only=0 are still there.
+    let b = agent(&world, dir.path(), HostMode::Master);
+    b.start().await;
+    assert_eq!(world.take_ops(), ["vip- 10.0.0.100", "read_only=1"]);
+    world.with(|w| w.default_grant = Some(Ok(3)));
+    let lease = tokio::spawn({
+        let b = b.clone();
+        async move { b.run_lease().await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        world.take_ops(),
+        ["renew 3", "catch-up", "read_only=0", "vip+ 10.0.0.100"]
+    );
+    lease.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slave_is_repointed_once_per_new_master_and_admin_offline_stops_replication() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    let a = agent(&world, dir.path(), HostMode::Slave);
+    a.apply_status(status(&[("reader", READER_IP)], Some("db2"), 1))
+        .await
+        .unwrap();
+    assert_eq!(world.take_ops(), ["repoint db2", "vip+ 10.0.0.101"]);
+    a.apply_status(status(&[("reader", READER_IP)], Some("db2"), 1))
+        .await
+        .unwrap();
+    assert!(world.take_ops().is_empty(), "nothing to do the second time");
+    let mut offline = status(&[], Some("db2"), 1);
+    offline.state = HostState::AdminOffline;
+    a.apply_status(offline).await.unwrap();
+    assert_eq!(world.take_ops(), ["vip- 10.0.0.101", "replication=false"]);
+    a.apply_status(status(&[], Some("db2"), 1)).await.unwrap();
+    assert_eq!(world.take_ops(), ["replication=true"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciliation_puts_back_what_an_active_writer_lost_and_strips_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    a.apply_status(writer(1)).await.unwrap();
+    world.with(|w| {
+        w.vips.clear();
+        w.read_only = true;
+    });
+    world.take_ops();
+    let fixed = a.reconcile().await;
+    assert_eq!(fixed.len(), 2, "{fixed:?}");
+    assert_eq!(world.take_ops(), ["vip+ 10.0.0.100", "read_only=0"]);
+
+    let world2 = Shared::default();
+    world2.with(|w| {
+        w.vips.insert(WRITER_IP.parse().unwrap());
+    });
+    let dir2 = tempfile::tempdir().unwrap();
+    let b = agent(&world2, dir2.path(), HostMode::Slave);
+    b.reconcile().await;
+    assert_eq!(world2.take_ops(), ["vip- 10.0.0.100", "read_only=1"]);
+}
