@@ -29,7 +29,11 @@
 //! `raft_secret_file`, `agent_secret_file`. New sections `<monitor_node NAME>` with `ip`
 //! (required) and `port` (default 9988). With monitor nodes, `node` must name one of them (the
 //! monitor requires it) and `<monitor> ip` is no longer required; without them the group is the
-//! single replica at `<monitor> ip:port` (see [`Config::monitor_group`]).
+//! single replica at `<monitor> ip:port` (see [`Config::monitor_group`]). New keys in `<host>`
+//! for the agent: `state_dir` (default `/var/lib/mysql-mmm/agent`, the persisted writer epoch),
+//! `fence_margin` (0.3 s before the lease ends, the writer fences itself) and
+//! `catchup_timeout` (10 s, the relay-log wait of a promotion or a re-pointing). The agent
+//! also needs the monitor nodes (in the common file) to ask for its lease.
 
 #![warn(missing_docs)]
 #![cfg_attr(
