@@ -535,9 +535,17 @@ async fn repointing_by_gtid_and_by_file_position() {
         .expect_err("cannot read a's position");
     assert!(matches!(e, MysqlError::Unreachable { .. }), "{e}");
     assert!(!e.to_string().contains("wrong-agent-pw"), "{e}");
-    let r = sc.status().await.expect("status").replica.expect("replica");
-    assert_eq!(r.master_port, b.port());
-    assert!(r.io_running && r.sql_running, "restarted: {r:?}");
+    // START SLAVE returns before the IO thread has reconnected ("Connecting"): poll.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = sc.status().await.expect("status").replica.expect("replica");
+        assert_eq!(r.master_port, b.port());
+        if r.io_running && r.sql_running {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not restarted: {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     insert(&b, 1).await;
     c.sync_with(&b, Duration::from_secs(10))
         .await
