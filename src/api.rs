@@ -197,7 +197,7 @@ async fn command(
         let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
         let reply = match parsed {
             Err(usage) => usage,
-            Ok(_) if !is_leader => return forward(&api, &req, forwarded).await,
+            Ok(_) if !is_leader => return forward_command(&api, &req, forwarded).await,
             Ok(gc) => crate::membership::execute(&api.raft, gc).await,
         };
         return Json(CommandReply {
@@ -252,7 +252,7 @@ async fn command(
             Err(e) => error(StatusCode::CONFLICT, e.to_string()),
         },
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-            forward(&api, &req, forwarded).await
+            forward_command(&api, &req, forwarded).await
         }
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -285,9 +285,7 @@ async fn read(
             return no_leader(api);
         } else {
             match relay(api, COMMAND_PATH, req, READ_TIMEOUT).await {
-                Ok((code, body)) if code == StatusCode::OK => {
-                    return (code, [("content-type", "application/json")], body).into_response()
-                }
+                Ok((code, body)) if code == StatusCode::OK => return relayed(code, body),
                 _ => stale = true,
             }
         }
@@ -350,22 +348,33 @@ async fn relay<T: serde::Serialize>(
     Ok((code, body))
 }
 
-/// Sends a command to the leader once and relays its answer.
-async fn forward(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
+/// A JSON body relayed from the leader, with its status.
+fn relayed(code: StatusCode, body: axum::body::Bytes) -> Response {
+    (code, [("content-type", "application/json")], body).into_response()
+}
+
+/// Sends a request to the leader once and relays its answer; a request that was itself
+/// forwarded is not forwarded again.
+async fn forward<T: serde::Serialize>(
+    api: &Api,
+    path: &str,
+    req: &T,
+    timeout: Duration,
+    forwarded: bool,
+) -> Response {
     if forwarded {
         return no_leader(api);
     }
-    match relay(
-        api,
-        COMMAND_PATH,
-        req,
-        COMMIT_TIMEOUT + Duration::from_secs(1),
-    )
-    .await
-    {
-        Ok((code, body)) => (code, [("content-type", "application/json")], body).into_response(),
+    match relay(api, path, req, timeout).await {
+        Ok((code, body)) => relayed(code, body),
         Err(resp) => resp,
     }
+}
+
+/// Forwards a state-changing command to the leader.
+async fn forward_command(api: &Api, req: &CommandRequest, forwarded: bool) -> Response {
+    let timeout = COMMIT_TIMEOUT + Duration::from_secs(1);
+    forward(api, COMMAND_PATH, req, timeout, forwarded).await
 }
 
 /// Grants the writer's lease (see `mmm_core::api::LEASE_PATH` and ARCHITECTURE.md): only the
@@ -378,15 +387,8 @@ async fn lease(
 ) -> Response {
     let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
     if !is_leader {
-        if headers.contains_key(FORWARDED) {
-            return no_leader(&api);
-        }
-        return match relay(&api, LEASE_PATH, &req, READ_TIMEOUT).await {
-            Ok((code, body)) => {
-                (code, [("content-type", "application/json")], body).into_response()
-            }
-            Err(resp) => resp,
-        };
+        let forwarded = headers.contains_key(FORWARDED);
+        return forward(&api, LEASE_PATH, &req, READ_TIMEOUT, forwarded).await;
     }
     match tokio::time::timeout(READ_TIMEOUT, api.raft.ensure_linearizable()).await {
         Ok(Ok(_)) => {}

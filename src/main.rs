@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use clap::Parser;
 use mmm_config::{Config, Program};
 use tokio_util::sync::CancellationToken;
@@ -22,32 +22,17 @@ struct Args {
     check_config: bool,
 }
 
-fn cluster(args: &Args) -> anyhow::Result<Option<String>> {
-    match &args.cluster {
-        None => Ok(None),
-        Some(a) => mmm_config::cluster_from_arg(a)
-            .map(|c| Some(c.to_string()))
-            .ok_or_else(|| anyhow!("'{a}' is not a cluster: write @NAME")),
-    }
-}
-
-fn config_path(args: &Args, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &args.config {
-        return Ok(p.clone());
-    }
-    let name = mmm_config::config_file_name(Program::Monitor, cluster)?;
-    mmm_config::Loader::new().locate(&name).ok_or_else(|| {
-        anyhow!("no readable {name} in /etc, /etc/mmm or /etc/mysql-mmm; give --config")
-    })
-}
-
 fn load(args: &Args) -> Result<(Config, Option<String>), ExitCode> {
     let fail = |e: anyhow::Error| {
         eprintln!("mmm_mond: {e:#}");
         ExitCode::from(2)
     };
-    let cluster = cluster(args).map_err(fail)?;
-    let path = config_path(args, cluster.as_deref()).map_err(fail)?;
+    let (path, cluster) = mmm_config::daemon_config(
+        Program::Monitor,
+        args.config.as_deref(),
+        args.cluster.as_deref(),
+    )
+    .map_err(|e| fail(e.into()))?;
     match mmm_config::load(&path, Program::Monitor) {
         Ok(c) => Ok((c, cluster)),
         Err(errors) => {

@@ -168,11 +168,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         store: Store,
     ) -> Result<Self, StoreError> {
         let persisted = store.load()?;
-        let writer_epoch = persisted
-            .told
-            .as_ref()
-            .filter(|t| holds_role(t, &settings.writer_role))
-            .map(|t| t.epoch.0);
+        let writer_epoch = writer_epoch_of(persisted.told.as_ref(), &settings.writer_role);
         let renew_every = settings.renew_every;
         Ok(Agent {
             settings,
@@ -252,11 +248,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
         let mut log = Log::default();
         let writer = &self.settings.writer_role;
-        let old_writer_epoch = old
-            .as_ref()
-            .filter(|t| holds_role(t, writer))
-            .map(|t| t.epoch.0);
-        let new_writer_epoch = holds_role(&status, writer).then_some(status.epoch.0);
+        let old_writer_epoch = writer_epoch_of(old.as_ref(), writer);
+        let new_writer_epoch = writer_epoch_of(Some(&status), writer);
         if old_writer_epoch != new_writer_epoch {
             *lock(&self.writer_epoch) = new_writer_epoch;
             if self.gate.lock().await.active || old_writer_epoch.is_some() {
@@ -328,10 +321,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 self.promote(epoch, &mut inner, &mut log).await;
             }
         }
+        let epoch = inner.persisted.epoch;
         drop(inner);
         Ok(StatusReply {
             host: self.settings.host.clone(),
-            epoch: status.epoch.0.max(self.epoch().await),
+            epoch,
             done: log.done,
             failed: log.failed,
             writer: self.writer_state().await,
@@ -436,16 +430,15 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     /// the lease, so it cannot outlive it.
     async fn activate(&self, epoch: u64, log: &mut Log) {
         let mut gate = self.gate.lock().await;
-        let fence_at = {
-            let lease = *lock(&self.lease);
-            if !lease.valid_for(epoch, Instant::now()) {
+        let lease = *lock(&self.lease);
+        let fence_at = match lease.fence_at {
+            Some(t) if lease.valid_for(epoch, Instant::now()) => t,
+            _ => {
                 gate.waiting = "the lease ran out before the promotion finished".into();
                 log.failed(gate.waiting.clone());
                 return;
             }
-            lease.fence_at
         };
-        let Some(fence_at) = fence_at else { return };
         let work = async {
             self.mysql
                 .set_read_only(false)
@@ -459,9 +452,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
             Ok::<(), String>(())
         };
-        let result = tokio::time::timeout_at(fence_at, work).await;
+        let result = tokio::time::timeout_at(fence_at, work)
+            .await
+            .unwrap_or_else(|_| Err("the promotion did not finish within the lease".into()));
         match result {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 gate.active = true;
                 gate.waiting.clear();
                 tracing::warn!(host = %self.settings.host, epoch, "writer role active: read_only=0, writer VIP on");
@@ -469,17 +464,10 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     "writer active at epoch {epoch}: read_only=0, writer VIP on"
                 ));
             }
-            Ok(Err(e)) => {
-                gate.waiting = e.clone();
+            Err(e) => {
                 drop(gate);
-                log.failed(e);
-                self.fence("the promotion failed half-way", log).await;
-            }
-            Err(_) => {
-                gate.waiting = "the promotion did not finish within the lease".into();
-                drop(gate);
-                log.failed("the promotion did not finish within the lease".into());
-                self.fence("the promotion did not finish within the lease", log)
+                log.failed(e.clone());
+                self.fence(&format!("the promotion failed half-way: {e}"), log)
                     .await;
             }
         }
@@ -686,8 +674,9 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
         };
         let writer_ips = self.settings.writer_ips();
+        let role_ips = self.settings.role_ips();
         for ip in present {
-            if !self.settings.role_ips().contains(&ip) || held.contains(&ip) {
+            if !role_ips.contains(&ip) || held.contains(&ip) {
                 continue;
             }
             if writer_ips.contains(&ip) {
@@ -783,8 +772,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     }
 }
 
-fn holds_role(status: &AgentStatus, role: &RoleName) -> bool {
-    status.roles.iter().any(|r| &r.role == role)
+/// The epoch at which `status` makes this host the writer, if it does.
+fn writer_epoch_of(status: Option<&AgentStatus>, writer: &RoleName) -> Option<u64> {
+    status
+        .filter(|t| t.roles.iter().any(|r| &r.role == writer))
+        .map(|t| t.epoch.0)
 }
 
 /// What one request did.

@@ -36,6 +36,14 @@ pub enum CallError {
     },
 }
 
+/// The explanation in an `ApiError` body (from an agent or a monitor replica).
+pub(crate) async fn error_text(resp: reqwest::Response) -> String {
+    resp.json::<ApiError>()
+        .await
+        .map(|e| e.error)
+        .unwrap_or_else(|e| format!("unreadable error body: {e}"))
+}
+
 /// A client for agents, shared by all calls (connections are reused).
 #[derive(Debug, Clone)]
 pub struct AgentClient {
@@ -67,11 +75,7 @@ impl AgentClient {
         if status.is_success() {
             return resp.json::<T>().await.map_err(unreachable);
         }
-        let error = resp
-            .json::<ApiError>()
-            .await
-            .map(|e| e.error)
-            .unwrap_or_else(|e| format!("unreadable error body: {e}"));
+        let error = error_text(resp).await;
         Err(CallError::Refused {
             addr,
             status: status.as_u16(),

@@ -34,29 +34,17 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// How often the local server is pinged.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
-fn config_path(args: &Args) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &args.config {
-        return Ok(p.clone());
-    }
-    let cluster = match &args.cluster {
-        None => None,
-        Some(a) => Some(
-            mmm_config::cluster_from_arg(a)
-                .ok_or_else(|| anyhow!("'{a}' is not a cluster: write @NAME"))?,
-        ),
-    };
-    let name = mmm_config::config_file_name(Program::Agent, cluster)?;
-    mmm_config::Loader::new().locate(&name).ok_or_else(|| {
-        anyhow!("no readable {name} in /etc, /etc/mmm or /etc/mysql-mmm; give --config")
-    })
-}
-
 fn load(args: &Args) -> Result<(Config, AgentConfig), ExitCode> {
     let fail = |e: anyhow::Error| {
         eprintln!("mmm_agentd: {e:#}");
         ExitCode::from(2)
     };
-    let path = config_path(args).map_err(fail)?;
+    let (path, _cluster) = mmm_config::daemon_config(
+        Program::Agent,
+        args.config.as_deref(),
+        args.cluster.as_deref(),
+    )
+    .map_err(|e| fail(e.into()))?;
     let config = match mmm_config::load(&path, Program::Agent) {
         Ok(c) => c,
         Err(errors) => {

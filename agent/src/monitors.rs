@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mmm_core::api::{ApiError, LeaseGrant, LeaseRequest, LEASE_PATH};
+use mmm_core::api::{LeaseGrant, LeaseRequest, LEASE_PATH};
 
 /// Why no lease was granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,11 +89,7 @@ impl Monitors for HttpMonitors {
                     ))),
                 };
             }
-            let text = resp
-                .json::<ApiError>()
-                .await
-                .map(|e| e.error)
-                .unwrap_or_else(|e| format!("unreadable error body: {e}"));
+            let text = crate::client::error_text(resp).await;
             if status == reqwest::StatusCode::CONFLICT {
                 self.next.store(i, Ordering::Relaxed);
                 return Err(RenewError::Refused(format!("{addr}: {text}")));

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use mmm_agent::mysql::{Endpoint, Server, ServerOptions};
-use mmm_agent::ops::{Mysql, MysqlError, RepointMethod, Repointed, Source};
+use mmm_agent::ops::{Mysql, MysqlError, ReplicaStatus, RepointMethod, Repointed, Source};
 use mmm_config::Secret;
 use mmm_testkit::mariadb::{MariaDb, AGENT_PASSWORD, AGENT_USER, REPL_PASSWORD, REPL_USER};
 use mysql_async::prelude::Queryable;
@@ -229,12 +229,7 @@ async fn demotion_kills_client_sessions_but_not_replication() {
         Some("1"),
         "the replica's dump thread is spared"
     );
-    let replica = sb
-        .status()
-        .await
-        .expect("status")
-        .replica
-        .expect("a replica");
+    let replica = replica_status(&sb).await;
     assert!(replica.io_running && replica.sql_running, "{replica:?}");
     insert(&a, 3).await;
     b.sync_with(&a, Duration::from_secs(10))
@@ -251,18 +246,23 @@ async fn demotion_kills_client_sessions_but_not_replication() {
         .expect("kill on the replica");
     assert_eq!(killed.killed, 1, "only the application session: {killed:?}");
     assert!(reader.query_drop("SELECT 1").await.is_err(), "killed");
-    let replica = sb
-        .status()
-        .await
-        .expect("status")
-        .replica
-        .expect("a replica");
+    let replica = replica_status(&sb).await;
     assert!(replica.io_running && replica.sql_running, "{replica:?}");
     insert(&a, 2).await;
     b.sync_with(&a, Duration::from_secs(10))
         .await
         .expect("replication still flows");
     assert_eq!(rows(&b).await, 5);
+}
+
+/// `SHOW SLAVE STATUS` through the agent's `Server`; the server must be a replica.
+async fn replica_status(server: &Server) -> ReplicaStatus {
+    server
+        .status()
+        .await
+        .expect("status")
+        .replica
+        .expect("a replica")
 }
 
 /// `SHOW MASTER STATUS`: file and position.
@@ -282,12 +282,7 @@ async fn wait_received(replica: &Server, master: &MariaDb) {
     let (file, pos) = master_position(master).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let r = replica
-            .status()
-            .await
-            .expect("status")
-            .replica
-            .expect("replica");
+        let r = replica_status(replica).await;
         if r.received.file == file && r.received.pos == pos {
             return;
         }
@@ -320,22 +315,8 @@ async fn promotion_waits_for_the_relay_log_to_be_applied() {
         .await
         .expect("sync c");
     let (sb, sc) = (server(&b), server(&c));
-    assert!(
-        sb.status()
-            .await
-            .expect("status")
-            .replica
-            .expect("replica")
-            .using_gtid
-    );
-    assert!(
-        !sc.status()
-            .await
-            .expect("status")
-            .replica
-            .expect("replica")
-            .using_gtid
-    );
+    assert!(replica_status(&sb).await.using_gtid);
+    assert!(!replica_status(&sc).await.using_gtid);
 
     b.exec("STOP SLAVE SQL_THREAD")
         .await
@@ -453,7 +434,7 @@ async fn repointing_by_gtid_and_by_file_position() {
         .await
         .expect("repoint");
     assert_eq!(how, Repointed::Gtid);
-    let r = sc.status().await.expect("status").replica.expect("replica");
+    let r = replica_status(&sc).await;
     assert_eq!(r.master_port, b.port());
     assert!(r.io_running && r.sql_running && r.using_gtid, "{r:?}");
     insert(&b, 5).await;
@@ -503,7 +484,7 @@ async fn repointing_by_gtid_and_by_file_position() {
         a_file.ends_with(pos.file.split('.').next().expect("base")),
         "{pos:?}"
     );
-    let r = sc.status().await.expect("status").replica.expect("replica");
+    let r = replica_status(&sc).await;
     assert_eq!(r.master_port, a.port());
     assert!(r.io_running && r.sql_running && !r.using_gtid, "{r:?}");
     assert_eq!(r.received.file, pos.file);
@@ -538,7 +519,7 @@ async fn repointing_by_gtid_and_by_file_position() {
     // START SLAVE returns before the IO thread has reconnected ("Connecting"): poll.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let r = sc.status().await.expect("status").replica.expect("replica");
+        let r = replica_status(&sc).await;
         assert_eq!(r.master_port, b.port());
         if r.io_running && r.sql_running {
             break;
@@ -616,12 +597,7 @@ async fn status_of_a_master_and_a_replica() {
 
     // STOP SLAVE / START SLAVE.
     sb.set_replication(false).await.expect("stop");
-    let r = sb
-        .status()
-        .await
-        .expect("status")
-        .replica
-        .expect("still a replica");
+    let r = replica_status(&sb).await;
     assert!(!r.io_running && !r.sql_running, "{r:?}");
     assert_eq!(r.seconds_behind, None, "NULL while stopped");
     sb.set_replication(true).await.expect("start");

@@ -155,7 +155,69 @@ impl Loader {
     }
 }
 
+/// Why a daemon's configuration file could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    /// The cluster argument does not start with `@`.
+    #[error("'{0}' is not a cluster: write @NAME")]
+    NotACluster(String),
+    /// The cluster name cannot be part of a file name.
+    #[error(transparent)]
+    Cluster(#[from] InvalidClusterName),
+    /// No such readable file in the search path.
+    #[error("no readable {0} in /etc, /etc/mmm or /etc/mysql-mmm; give --config")]
+    NotFound(String),
+}
+
+/// The file a daemon (`mmm_mond`, `mmm_agentd`) reads and the cluster it serves:
+/// `cluster_arg` is the `@NAME` argument; `config` (`--config FILE`) is used as given, else
+/// the program's file for that cluster is looked for in MMM's search path.
+pub fn daemon_config(
+    program: Program,
+    config: Option<&Path>,
+    cluster_arg: Option<&str>,
+) -> Result<(PathBuf, Option<String>), LocateError> {
+    let cluster = match cluster_arg {
+        None => None,
+        Some(arg) => Some(
+            cluster_from_arg(arg)
+                .ok_or_else(|| LocateError::NotACluster(arg.to_string()))?
+                .to_string(),
+        ),
+    };
+    if let Some(path) = config {
+        return Ok((path.to_path_buf(), cluster));
+    }
+    let name = config_file_name(program, cluster.as_deref())?;
+    let path = Loader::new()
+        .locate(&name)
+        .ok_or(LocateError::NotFound(name))?;
+    Ok((path, cluster))
+}
+
 /// Loads `path` from disk with MMM's search path and validates it for `program`.
 pub fn load(path: impl AsRef<Path>, program: Program) -> Result<Config, Errors> {
     Loader::new().load(path, program)
+}
+
+#[cfg(test)]
+mod daemon_config_tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_argument_is_checked_even_with_a_config_file() {
+        let given = Path::new("/tmp/x.conf");
+        assert_eq!(
+            daemon_config(Program::Agent, Some(given), None).unwrap(),
+            (given.to_path_buf(), None)
+        );
+        assert_eq!(
+            daemon_config(Program::Agent, Some(given), Some("@c1")).unwrap(),
+            (given.to_path_buf(), Some("c1".to_string()))
+        );
+        let err = daemon_config(Program::Monitor, Some(given), Some("c1")).unwrap_err();
+        assert_eq!(err.to_string(), "'c1' is not a cluster: write @NAME");
+        let err = daemon_config(Program::Monitor, None, Some("@../x")).unwrap_err();
+        assert!(matches!(err, LocateError::Cluster(_)), "{err}");
+    }
 }
