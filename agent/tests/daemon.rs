@@ -191,6 +191,18 @@ async fn read_only(db: &MariaDb) -> bool {
     db.scalar("SELECT @@read_only").await.unwrap().as_deref() == Some("1")
 }
 
+/// Waits for read_only=1: a fence removes the VIP first, then sets read_only.
+async fn wait_read_only(db: &MariaDb, limit: Duration) {
+    let start = Instant::now();
+    while !read_only(db).await {
+        assert!(
+            start.elapsed() < limit,
+            "read_only=1 after the fence: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn has_ip(host: &Host, ip: Ipv4Addr) -> bool {
     host.ipv4_addresses()
         .unwrap()
@@ -313,7 +325,7 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
         !has_ip(&db1, writer_ip)
     });
     let vip_gone = last.elapsed();
-    assert!(read_only(&db).await, "read_only=1 after the fence");
+    wait_read_only(&db, Duration::from_secs(5)).await;
     let fenced = last.elapsed();
     assert!(
         fenced < Duration::from_millis(LEASE_MS),
@@ -355,15 +367,17 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
     assert!(!read_only(&db).await);
 
     // A refused renewal (the group moved the writer away) fences at once.
+    let refusing = Instant::now();
     grants.mode.store(REFUSE, Ordering::SeqCst);
-    let took = wait_for("a refused renewal fences", Duration::from_secs(3), || {
+    wait_for("a refused renewal fences", Duration::from_secs(3), || {
         !has_ip(&db1, writer_ip)
     });
+    wait_read_only(&db, Duration::from_secs(3)).await;
+    let took = refusing.elapsed();
     assert!(
         took < Duration::from_millis(LEASE_MS),
         "fenced {took:?} after the refusal began"
     );
-    assert!(read_only(&db).await);
     let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
