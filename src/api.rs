@@ -15,17 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::{
-    reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, LeaderInfo, LeaseGrant,
-    LeaseRequest, Member, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, LEASE_PATH, STATE_PATH,
-    STATUS_PATH,
+    reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, HostReport, LeaderInfo,
+    LeaseGrant, LeaseRequest, Member, ReportReply, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH,
+    LEASE_PATH, OBSERVATIONS_PATH, REPORT_PATH, STATE_PATH, STATUS_PATH,
 };
-use mmm_core::{render, Command, Event};
+use mmm_core::observe::ReplicaReport;
+use mmm_core::{render, CheckKind, Command, Event, HostName, Probe};
 use mmm_raft::typ::Raft;
 use mmm_raft::{Request, StateReader};
 use openraft::error::{ClientWriteError, RaftError};
 
 use crate::group::Group;
-use crate::lease::Leases;
+use crate::shared::Shared;
 
 /// How long a state-changing command may wait to be committed by a majority.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,8 +45,8 @@ pub struct Api {
     group: Group,
     /// For forwarding to the leader.
     client: reqwest::Client,
-    /// The writer lease's length and renewal interval, and the grants given.
-    leases: Leases,
+    /// The check tables, the fence gate and the lease settings, shared with the leader loop.
+    shared: std::sync::Arc<Shared>,
 }
 
 impl Api {
@@ -54,7 +55,7 @@ impl Api {
         raft: Raft,
         reader: StateReader,
         group: Group,
-        leases: Leases,
+        shared: std::sync::Arc<Shared>,
     ) -> anyhow::Result<Api> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
@@ -66,7 +67,7 @@ impl Api {
             reader,
             group,
             client,
-            leases,
+            shared,
         })
     }
 
@@ -95,6 +96,8 @@ pub fn router(api: Api) -> Router {
         .route(STATE_PATH, get(state))
         .route(COMMAND_PATH, post(command))
         .route(LEASE_PATH, post(lease))
+        .route(OBSERVATIONS_PATH, post(observations))
+        .route(REPORT_PATH, post(report))
         .with_state(api)
 }
 
@@ -194,7 +197,7 @@ async fn command(
 ) -> Response {
     let forwarded = headers.contains_key(FORWARDED);
     if let Some(parsed) = crate::membership::GroupCommand::parse(&req.line) {
-        let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+        let is_leader = is_leader(&api);
         let reply = match parsed {
             Err(usage) => usage,
             Ok(_) if !is_leader => return forward_command(&api, &req, forwarded).await,
@@ -211,7 +214,7 @@ async fn command(
         .into_response();
     }
     let cmd = Command::parse(&req.line);
-    let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+    let is_leader = is_leader(&api);
     if cmd.is_read_only() {
         return read(&api, &req, &cmd, is_leader, forwarded).await;
     }
@@ -385,7 +388,7 @@ async fn lease(
     headers: HeaderMap,
     Json(req): Json<LeaseRequest>,
 ) -> Response {
-    let is_leader = api.raft.metrics().borrow().current_leader == Some(api.group.this.id);
+    let is_leader = is_leader(&api);
     if !is_leader {
         let forwarded = headers.contains_key(FORWARDED);
         return forward(&api, LEASE_PATH, &req, READ_TIMEOUT, forwarded).await;
@@ -416,13 +419,112 @@ async fn lease(
         tracing::warn!(host = %req.host, epoch = req.epoch, "lease refused: {why}");
         return error(StatusCode::CONFLICT, why);
     }
-    api.leases.granted(&req.host);
+    let host = HostName::new(req.host.as_str());
+    {
+        let now = api.shared.clock.now();
+        let mut gate = api.shared.gate();
+        if let Err(blocked) = gate.check(topo, st, &host, now) {
+            drop(gate);
+            tracing::info!(host = %req.host, epoch = req.epoch, "lease not granted yet: {blocked}");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no lease yet: {blocked}"),
+            );
+        }
+        gate.granted(&host, now);
+    }
     Json(LeaseGrant {
         host: req.host,
         epoch: req.epoch,
-        lease_ms: api.leases.lease_ms(),
-        renew_ms: api.leases.renew_ms(),
+        lease_ms: api.shared.leases.lease_ms(),
+        renew_ms: api.shared.leases.renew_ms(),
         replica: api.group.this.name.clone(),
     })
     .into_response()
+}
+
+fn is_leader(api: &Api) -> bool {
+    api.raft.metrics().borrow().current_leader == Some(api.group.this.id)
+}
+
+/// A follower's check table, kept by the leader.
+async fn observations(State(api): State<Api>, Json(report): Json<ReplicaReport>) -> Response {
+    if !is_leader(&api) {
+        return no_leader(&api);
+    }
+    if !api.group.members.iter().any(|m| m.name == report.replica) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("'{}' is not a member of the monitor group", report.replica),
+        );
+    }
+    let now = api.shared.clock.now();
+    api.shared.observations().record(now, report);
+    api.shared.wake.notify_one();
+    StatusCode::OK.into_response()
+}
+
+/// The fast path: an agent saw its mysqld die. The leader probes the host itself; if its probe
+/// cannot connect either, the failure is committed at once (see `mmm_core::observe`).
+async fn report(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Json(req): Json<HostReport>,
+) -> Response {
+    if !is_leader(&api) {
+        let forwarded = headers.contains_key(FORWARDED);
+        return forward(&api, REPORT_PATH, &req, READ_TIMEOUT, forwarded).await;
+    }
+    let applied = api.reader.read();
+    let host = HostName::new(req.host.as_str());
+    if !applied
+        .topology
+        .as_ref()
+        .is_some_and(|t| t.hosts.contains_key(&host))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown host '{}'", req.host),
+        );
+    }
+    if api
+        .shared
+        .observations()
+        .is_confirmed(&host, CheckKind::Mysql)
+    {
+        return Json(ReportReply {
+            confirmed: true,
+            detail: "already confirmed".into(),
+        })
+        .into_response();
+    }
+    let probe = (api.shared.probe_now)(host.clone(), CheckKind::Mysql).await;
+    let reply = match probe {
+        // Only a refused or failed connection confirms a death; a timeout may be a busy
+        // server and goes through the trap like any other failure.
+        Probe::Error(message) if message.starts_with("ERROR: Connect error") => {
+            let message = format!("{message} (the agent reported: {})", req.message);
+            tracing::error!(host = %host, %message, "mysqld death reported by the agent and confirmed by this replica's probe");
+            let now = api.shared.clock.now();
+            api.shared
+                .table
+                .force_failed(&host, CheckKind::Mysql, message.clone(), now);
+            api.shared
+                .observations()
+                .confirm(now, host, CheckKind::Mysql, message.clone());
+            api.shared.wake.notify_one();
+            ReportReply {
+                confirmed: true,
+                detail: message,
+            }
+        }
+        Probe::Ok(m) | Probe::Unknown(m) | Probe::Error(m) => {
+            tracing::warn!(host = %host, agent = %req.message, probe = %m, "the agent reports mysqld down, but this replica's probe does not agree");
+            ReportReply {
+                confirmed: false,
+                detail: m,
+            }
+        }
+    };
+    Json(reply).into_response()
 }

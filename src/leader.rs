@@ -1,56 +1,228 @@
-//! What the leader proposes on its own: the topology, then ticks of time.
+//! The leader loop: what the leader commits on its own, and the agents it drives.
 //!
-//! On every tick, if this replica leads: when the committed topology differs from the one in
-//! this replica's configuration files, it proposes `Configure` (so the leader's files win; keep
-//! them identical on every replica); once the cluster has started, it proposes a `Tick` so the
-//! time-based rules run. Followers only watch.
+//! While this replica leads, every 100 ms (or at once when something changed):
+//! 1. when the committed topology differs from this replica's configuration files, it proposes
+//!    `Configure` (the leader's files win; keep them identical on every replica);
+//! 2. before the cluster has started: once its own checks have run, it commits their combined
+//!    result, asks every agent for its status and commits MMM's startup vote;
+//! 3. it commits this replica's network check when it changed, and the check results the
+//!    replicas' combined observations (`mmm_core::observe`) give that differ from the
+//!    committed ones; a tick every `tick` runs the time-based rules;
+//! 4. the driver (`driver.rs`) brings every agent to its committed status, the writer last
+//!    and only through the fence gate, and its answers become reachability and uptime events.
+//!
+//! On a follower, the loop sends this replica's check table to the leader every 500 ms and at
+//! once when a verdict changes.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use mmm_core::{Event, Topology};
+use mmm_agent::client::AgentClient;
+use mmm_core::api::OBSERVATIONS_PATH;
+use mmm_core::{CheckKind, Event, HostName, Outcome, Time, Topology};
 use mmm_raft::typ::Raft;
 use mmm_raft::{Request, StateReader};
 use tokio_util::sync::CancellationToken;
 
+use crate::driver::Driver;
 use crate::group::Group;
+use crate::shared::Shared;
+
+/// How often the loop looks, at the latest.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How often a follower sends its table when nothing changed.
+const PUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// How long a proposal may wait to be committed.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a new leader waits for its own first round of checks before the startup vote.
+const FIRST_ROUND_LIMIT: Duration = Duration::from_secs(15);
+
+/// What the leader loop works with.
+pub struct LeaderConfig {
+    /// This replica's Raft node.
+    pub raft: Raft,
+    /// The applied state.
+    pub reader: StateReader,
+    /// The group.
+    pub group: Group,
+    /// The topology from this replica's configuration files.
+    pub topology: Topology,
+    /// How often the time-based rules run.
+    pub tick: Duration,
+    /// Shared with the API.
+    pub shared: Arc<Shared>,
+    /// Every agent's address.
+    pub agents: BTreeMap<HostName, SocketAddr>,
+    /// The client for agent calls.
+    pub client: AgentClient,
+}
+
+/// Commits `event` stamped with the wall clock; `None` when it was not committed.
+async fn propose(raft: &Raft, event: Event) -> Option<Outcome> {
+    let request = Request::Event {
+        now: crate::now(),
+        event,
+    };
+    match tokio::time::timeout(COMMIT_TIMEOUT, raft.client_write(request)).await {
+        Ok(Ok(resp)) => resp.data.ok(),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "leader proposal not committed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("leader proposal not committed within {COMMIT_TIMEOUT:?}");
+            None
+        }
+    }
+}
 
 /// Runs until `stop` is cancelled.
-pub async fn run(
-    raft: Raft,
-    reader: StateReader,
-    group: Group,
-    topology: Topology,
-    tick: Duration,
-    stop: CancellationToken,
-) {
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
+    let LeaderConfig {
+        raft,
+        reader,
+        group,
+        topology,
+        tick,
+        shared,
+        agents,
+        client,
+    } = cfg;
+    let push = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(1))
+        .build();
+    let mut driver = Driver::new(shared.clone(), agents, client);
+    let mut leading_since: Option<Time> = None;
+    let mut last_tick: Option<Time> = None;
+    let mut last_push: Option<Time> = None;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let checks_per_round = topology.hosts.len() * CheckKind::ALL.len();
     loop {
+        let mut finished = None;
+        let mut table_changed = false;
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = interval.tick() => {}
+            _ = poll.tick() => {}
+            _ = shared.wake.notified() => {}
+            _ = shared.table.changed() => table_changed = true,
+            done = driver.next_done() => finished = done,
         }
-        let leader = raft.metrics().borrow().current_leader;
-        if leader != Some(group.this.id) {
+        let now = shared.clock.now();
+        let is_leader = raft.metrics().borrow().current_leader == Some(group.this.id);
+        if !is_leader {
+            if leading_since.take().is_some() {
+                tracing::warn!(node = %group.this.name, "no longer the leader: stopped driving agents");
+                shared.gate().lost_leadership();
+                shared.observations().clear();
+                driver.reset();
+            }
+            if table_changed || last_push.is_none_or(|t| now.since(t) >= PUSH_EVERY) {
+                last_push = Some(now);
+                if let Ok(http) = &push {
+                    push_table(&raft, &group, &shared, http).await;
+                }
+            }
             continue;
         }
+        let since = match leading_since {
+            Some(t) => t,
+            None => {
+                tracing::info!(node = %group.this.name, "leading: driving the agents");
+                shared.gate().became_leader(now);
+                driver.reset();
+                leading_since = Some(now);
+                now
+            }
+        };
+        shared.observations().record(now, shared.table.report());
+
         let applied = reader.read();
-        let request = if applied.topology.as_ref() != Some(&topology) {
+        if applied.topology.as_ref() != Some(&topology) {
             tracing::info!(node = %group.this.name, "proposing the configured topology");
-            Request::Configure {
+            let request = Request::Configure {
                 topology: topology.clone(),
                 now: crate::now(),
+            };
+            if let Err(e) = raft.client_write(request).await {
+                tracing::debug!(error = %e, "leader proposal not committed");
             }
-        } else if applied.state.as_ref().is_some_and(|s| s.started) {
-            Request::Event {
-                now: crate::now(),
-                event: Event::Tick,
-            }
-        } else {
+            continue;
+        }
+        let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
             continue;
         };
-        if let Err(e) = raft.client_write(request).await {
-            tracing::debug!(error = %e, "leader proposal not committed");
+
+        if let Some(done) = finished {
+            for event in driver.absorb(done, topo, st) {
+                propose(&raft, event).await;
+            }
+        }
+
+        if !st.started {
+            let first_round =
+                shared.table.len() >= checks_per_round || now.since(since) >= FIRST_ROUND_LIMIT;
+            if !first_round {
+                continue;
+            }
+            let checks = shared.observations().decide(now, st);
+            if !checks.is_empty() {
+                propose(&raft, Event::Checks(checks)).await;
+            }
+            tracing::info!(node = %group.this.name, "startup: asking every agent for its status");
+            let report = driver.startup_report(topo).await;
+            propose(&raft, Event::Startup(report)).await;
+            continue;
+        }
+
+        let network_up = shared.table.network_up();
+        if network_up != st.network_up {
+            propose(&raft, Event::Network { up: network_up }).await;
+        }
+        let checks = shared.observations().decide(now, st);
+        if !checks.is_empty() {
+            propose(&raft, Event::Checks(checks)).await;
+        }
+        if last_tick.is_none_or(|t| now.since(t) >= tick) {
+            last_tick = Some(now);
+            propose(&raft, Event::Tick).await;
+        }
+        let applied = reader.read();
+        if let (Some(topo), Some(st)) = (&applied.topology, &applied.state) {
+            driver.drive(topo, st);
+        }
+    }
+}
+
+/// Sends this replica's check table to the leader.
+async fn push_table(raft: &Raft, group: &Group, shared: &Shared, http: &reqwest::Client) {
+    let metrics = raft.metrics().borrow().clone();
+    let Some(leader) = metrics.current_leader else {
+        return;
+    };
+    let Some(addr) = metrics
+        .membership_config
+        .membership()
+        .get_node(&leader)
+        .map(|n| n.addr.clone())
+    else {
+        return;
+    };
+    let url = format!("http://{addr}{OBSERVATIONS_PATH}");
+    let sent = http.post(&url).json(&shared.table.report()).send().await;
+    match sent {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            tracing::debug!(node = %group.this.name, status = %r.status(), "the leader did not take the check table")
+        }
+        Err(e) => {
+            tracing::debug!(node = %group.this.name, error = %e, "cannot send the check table to the leader")
         }
     }
 }

@@ -1,11 +1,8 @@
-//! The writer lease as the leader sees it: its length and renewal interval (from `<monitor>`)
-//! and when this replica last granted a lease to each host. A new writer may be promoted
-//! without the old writer's confirmation only once `election + lease × (1 + clock_drift)` has
-//! passed since the last grant this replica could have given (see ARCHITECTURE.md).
+//! The writer lease as the leader sees it: its length and renewal interval (from `<monitor>`),
+//! and whether the committed state lets a host hold it. When it may be granted is the fence
+//! gate's decision (`mmm_core::fence`, see ARCHITECTURE.md).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mmm_core::{ClusterState, Topology};
 
@@ -28,22 +25,22 @@ pub fn may_hold(
     ))
 }
 
-/// Lease settings and the grants this replica gave, shared by the API and the leader loop.
-#[derive(Debug, Clone)]
+/// Lease settings.
+#[derive(Debug, Clone, Copy)]
 pub struct Leases {
     lease: Duration,
     renew: Duration,
-    grants: Arc<Mutex<BTreeMap<String, Instant>>>,
 }
 
 impl Leases {
     /// Leases of `lease`, renewed every `renew`.
     pub fn new(lease: Duration, renew: Duration) -> Leases {
-        Leases {
-            lease,
-            renew,
-            grants: Arc::default(),
-        }
+        Leases { lease, renew }
+    }
+
+    /// The lease length.
+    pub fn lease(&self) -> Duration {
+        self.lease
     }
 
     /// The lease length in milliseconds.
@@ -55,18 +52,6 @@ impl Leases {
     pub fn renew_ms(&self) -> u64 {
         u64::try_from(self.renew.as_millis()).unwrap_or(u64::MAX)
     }
-
-    /// Records a grant to `host` now.
-    pub fn granted(&self, host: &str) {
-        let mut grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        grants.insert(host.to_string(), Instant::now());
-    }
-
-    /// When this replica last granted `host` a lease.
-    pub fn last_grant(&self, host: &str) -> Option<Instant> {
-        let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        grants.get(host).copied()
-    }
 }
 
 #[cfg(test)]
@@ -74,6 +59,7 @@ mod tests {
     use super::*;
     use mmm_core::IpSlot;
     use mmm_core::{Epoch, HostMode, HostName, HostSpec, RoleMode, RoleName, RoleSpec, Settings};
+    use std::collections::BTreeMap;
 
     fn topo() -> Topology {
         let host = |ip: &str, peer: &str| HostSpec {

@@ -8,12 +8,44 @@
 //! Tests: `tests/group.rs` runs three replicas as separate processes.
 
 pub mod api;
+pub mod checker;
+pub mod driver;
 pub mod group;
 pub mod leader;
 pub mod lease;
 pub mod membership;
+pub mod probe;
 pub mod replica;
+pub mod shared;
 pub mod topology;
+
+/// A monotonic clock in milliseconds since it was made, as the core's `Time`: for durations
+/// measured on this machine only (check traps, leases), never compared with another's.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: std::time::Instant,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn new() -> Clock {
+        Clock {
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the clock was made.
+    pub fn now(&self) -> mmm_core::Time {
+        let ms = self.start.elapsed().as_millis();
+        mmm_core::Time(u64::try_from(ms).unwrap_or(u64::MAX))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
 
 /// The wall clock as the core's `Time`. Only a leader stamps events with it.
 pub fn now() -> mmm_core::Time {
@@ -22,4 +54,48 @@ pub fn now() -> mmm_core::Time {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     mmm_core::Time(ms)
+}
+
+/// Each check's schedule from `<check NAME>` (the config always has all four).
+pub fn checks_from_config(
+    config: &mmm_config::Config,
+) -> std::collections::BTreeMap<mmm_core::CheckKind, checker::Schedule> {
+    config
+        .checks
+        .values()
+        .map(|c| {
+            let kind = match c.name {
+                mmm_config::CheckName::Ping => mmm_core::CheckKind::Ping,
+                mmm_config::CheckName::Mysql => mmm_core::CheckKind::Mysql,
+                mmm_config::CheckName::RepThreads => mmm_core::CheckKind::RepThreads,
+                mmm_config::CheckName::RepBacklog => mmm_core::CheckKind::RepBacklog,
+            };
+            (
+                kind,
+                checker::Schedule {
+                    check_period: c.check_period,
+                    trap_period: c.trap_period,
+                    timeout: c.timeout,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Every agent's address: the host's `ip` and `agent_port`.
+pub fn agents_from_config(
+    config: &mmm_config::Config,
+) -> anyhow::Result<std::collections::BTreeMap<mmm_core::HostName, std::net::SocketAddr>> {
+    config
+        .hosts
+        .iter()
+        .map(|(name, h)| {
+            let ip =
+                h.ip.ok_or_else(|| anyhow::anyhow!("<host {name}>: no ip"))?;
+            Ok((
+                mmm_core::HostName::new(name.as_str()),
+                std::net::SocketAddr::new(ip, h.agent_port),
+            ))
+        })
+        .collect()
 }

@@ -95,6 +95,14 @@ async fn run(config: Config, cluster: Option<String>) -> anyhow::Result<()> {
             lease: monitor.lease,
             lease_renew: monitor.lease_renew_interval,
         },
+        checking: mmm_mond::replica::Checking {
+            schedules: mmm_mond::checks_from_config(&config),
+            ping_ips: monitor.ping_ips.clone(),
+            ping_interval: monitor.ping_interval,
+        },
+        prober: std::sync::Arc::new(mmm_mond::probe::LiveProber::from_config(&config)?),
+        agents: mmm_mond::agents_from_config(&config)?,
+        clock_drift: monitor.clock_drift,
     };
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();

@@ -6,16 +6,21 @@
 //! Stop (the token is cancelled): stop accepting, let in-flight requests finish, stop the
 //! leader loop, shut Raft down; sled has flushed every acknowledged write already.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mmm_core::Topology;
+use mmm_core::{CheckKind, HostName, Topology};
 use mmm_raft::typ::Raft;
 use mmm_raft::{HttpNetwork, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::checker::{Schedule, Table};
 use crate::group::Group;
+use crate::probe::{LiveProber, Prober};
+use crate::shared::Shared;
 
 /// Raft timing, from `<monitor>`.
 #[derive(Debug, Clone)]
@@ -34,6 +39,17 @@ pub struct Timing {
     pub lease_renew: Duration,
 }
 
+/// The checks this replica runs.
+#[derive(Debug, Clone)]
+pub struct Checking {
+    /// Each check's schedule (`<check NAME>`).
+    pub schedules: BTreeMap<CheckKind, Schedule>,
+    /// MMM's network check: the replica's checks count only while one of these answers.
+    pub ping_ips: Vec<IpAddr>,
+    /// How often the network check runs.
+    pub ping_interval: Duration,
+}
+
 /// Everything a replica needs to run.
 pub struct ReplicaConfig {
     /// The group and this member.
@@ -44,7 +60,24 @@ pub struct ReplicaConfig {
     pub data_dir: std::path::PathBuf,
     /// Raft timing.
     pub timing: Timing,
+    /// The checks.
+    pub checking: Checking,
+    /// The probes behind the checks.
+    pub prober: Arc<LiveProber>,
+    /// Every agent's address (`<host> ip` and `agent_port`).
+    pub agents: BTreeMap<HostName, SocketAddr>,
+    /// The bound on clock rate differences (`clock_drift`).
+    pub clock_drift: f64,
 }
+
+/// How old a replica's check table may be and still count.
+const OBSERVATIONS_FRESH: Duration = Duration::from_secs(3);
+
+/// Agent calls: connect within this.
+const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Agent calls other than a status: answered within this.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn raft_config(group: &Group, t: &Timing) -> anyhow::Result<Arc<openraft::Config>> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
@@ -90,6 +123,10 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         topology,
         data_dir,
         timing,
+        checking,
+        prober,
+        agents,
+        clock_drift,
     } = cfg;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
@@ -128,19 +165,64 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         }
     }
 
+    let table = Table::new(group.this.name.clone());
+    let probe_now: crate::shared::ProbeNow = {
+        let prober = prober.clone();
+        Arc::new(move |host: HostName, check: CheckKind| {
+            let prober = prober.clone();
+            Box::pin(async move { prober.probe(&host, check).await })
+        })
+    };
+    let shared = Arc::new(Shared::new(
+        group.this.name.clone(),
+        group.members.len(),
+        table.clone(),
+        crate::lease::Leases::new(timing.lease, timing.lease_renew),
+        clock_drift,
+        OBSERVATIONS_FRESH,
+        probe_now,
+    ));
     let app = crate::api::router(crate::api::Api::new(
         raft.clone(),
         reader.clone(),
         group.clone(),
-        crate::lease::Leases::new(timing.lease, timing.lease_renew),
+        shared.clone(),
     )?)
     .merge(mmm_raft::router(raft.clone()));
+    let checks = tokio::spawn(crate::checker::run(
+        prober.clone(),
+        table.clone(),
+        topology.hosts.keys().cloned().collect(),
+        checking.schedules.clone(),
+        shared.clock,
+        shutdown.child_token(),
+    ));
+    let network = {
+        let prober = prober.clone();
+        tokio::spawn(crate::checker::run_network(
+            checking.ping_ips.clone(),
+            checking.ping_interval,
+            move |ip| {
+                let prober = prober.clone();
+                async move { prober.ping_ip(ip).await }
+            },
+            table,
+            shutdown.child_token(),
+        ))
+    };
+    let client = mmm_agent::client::AgentClient::new(AGENT_CONNECT_TIMEOUT, AGENT_TIMEOUT)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let leader = tokio::spawn(crate::leader::run(
-        raft.clone(),
-        reader,
-        group.clone(),
-        topology,
-        timing.tick,
+        crate::leader::LeaderConfig {
+            raft: raft.clone(),
+            reader,
+            group: group.clone(),
+            topology,
+            tick: timing.tick,
+            shared,
+            agents,
+            client,
+        },
         shutdown.child_token(),
     ));
     let stop = shutdown.clone();
@@ -149,11 +231,17 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         .await
         .context("serving the API")?;
     shutdown.cancel();
-    if tokio::time::timeout(Duration::from_secs(5), leader)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the leader loop did not stop in 5 s");
+    for (name, task) in [
+        ("leader loop", leader),
+        ("checks", checks),
+        ("network check", network),
+    ] {
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the {name} did not stop in 5 s");
+        }
     }
     match tokio::time::timeout(Duration::from_secs(5), raft.shutdown()).await {
         Ok(Ok(())) => {}

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
-use mmm_core::api::LeaseRequest;
+use mmm_core::api::{HostReport, LeaseRequest};
 use mmm_core::{AgentStatus, HostMode, HostName, HostState, RoleIp, RoleName};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
@@ -740,23 +740,53 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
     }
 
-    /// Watches the local server every `every` and logs when it dies or comes back; a dead
-    /// server is what the monitor's fast failover acts on.
+    /// Watches the local server every `every`. While it does not answer, the agent reports
+    /// it to the monitor group (every `every`, until the leader's own probe confirms it): the
+    /// fast failover path.
     pub async fn run_mysql_watch(&self, every: Duration) {
         let mut alive = true;
+        let mut confirmed = false;
         loop {
             let up = tokio::time::timeout(every.max(Duration::from_millis(200)), self.mysql.ping())
-                .await;
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::ops::MysqlError::Timeout {
+                        what: "a ping of the local mysqld".into(),
+                        timeout: every.max(Duration::from_millis(200)),
+                    })
+                });
             match up {
-                Ok(Ok(())) if !alive => {
+                Ok(()) => {
+                    if !alive {
+                        tracing::warn!(host = %self.settings.host, "local mysqld answers again");
+                    }
                     alive = true;
-                    tracing::warn!(host = %self.settings.host, "local mysqld answers again");
+                    confirmed = false;
                 }
-                Ok(Err(e)) if alive => {
+                Err(e) => {
+                    if alive {
+                        tracing::error!(host = %self.settings.host, error = %e, "local mysqld is down");
+                    }
                     alive = false;
-                    tracing::error!(host = %self.settings.host, error = %e, "local mysqld is down");
+                    if !confirmed {
+                        let report = HostReport {
+                            host: self.settings.host.clone(),
+                            message: format!("mysqld does not answer: {e}"),
+                        };
+                        match self.monitors.report(&report).await {
+                            Ok(r) if r.confirmed => {
+                                confirmed = true;
+                                tracing::warn!(host = %self.settings.host, detail = %r.detail, "the monitor confirmed the mysqld failure");
+                            }
+                            Ok(r) => {
+                                tracing::info!(host = %self.settings.host, detail = %r.detail, "the monitor's probe does not confirm the mysqld failure yet")
+                            }
+                            Err(e) => {
+                                tracing::warn!(host = %self.settings.host, error = %e, "cannot report the mysqld failure")
+                            }
+                        }
+                    }
                 }
-                _ => {}
             }
             tokio::time::sleep(every).await;
         }

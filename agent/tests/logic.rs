@@ -15,7 +15,7 @@ use mmm_agent::ops::{
 use mmm_agent::protocol::WriterState;
 use mmm_agent::store::Store;
 use mmm_config::Secret;
-use mmm_core::api::{LeaseGrant, LeaseRequest};
+use mmm_core::api::{HostReport, LeaseGrant, LeaseRequest, ReportReply};
 use mmm_core::{AgentStatus, Epoch, HostMode, HostName, HostState, RoleIp, RoleName};
 
 const WRITER_IP: &str = "10.0.0.100";
@@ -29,6 +29,10 @@ struct World {
     read_only: bool,
     grants: VecDeque<Result<u64, RenewError>>,
     default_grant: Option<Result<u64, RenewError>>,
+    /// The local mysqld does not answer.
+    mysqld_down: bool,
+    /// What the monitor answers to a report: confirmed or not.
+    confirm_reports: bool,
 }
 
 #[derive(Clone, Default)]
@@ -69,6 +73,12 @@ impl Vips for Shared {
 
 impl Mysql for Shared {
     async fn ping(&self) -> Result<(), MysqlError> {
+        if self.with(|w| w.mysqld_down) {
+            return Err(MysqlError::Unreachable {
+                addr: "127.0.0.1:3306".into(),
+                reason: "Connection refused".into(),
+            });
+        }
         Ok(())
     }
     async fn status(&self) -> Result<ServerStatus, MysqlError> {
@@ -124,6 +134,16 @@ impl Monitors for Shared {
             renew_ms: 300,
             replica: "mon1".into(),
         })
+    }
+
+    async fn report(&self, report: &HostReport) -> Result<ReportReply, String> {
+        Ok(self.with(|w| {
+            w.ops.push(format!("report {}", report.message));
+            ReportReply {
+                confirmed: w.confirm_reports,
+                detail: String::new(),
+            }
+        }))
     }
 }
 
@@ -444,4 +464,47 @@ async fn reconciliation_puts_back_what_an_active_writer_lost_and_strips_others()
     let b = agent(&world2, dir2.path(), HostMode::Slave);
     b.reconcile().await;
     assert_eq!(world2.take_ops(), ["vip- 10.0.0.100", "read_only=1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_mysqld_is_reported_until_the_monitor_confirms_it_and_again_after_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let watch = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_mysql_watch(Duration::from_millis(100)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        world.take_ops(),
+        Vec::<String>::new(),
+        "nothing while mysqld answers"
+    );
+
+    world.with(|w| w.mysqld_down = true);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let reports = world.take_ops();
+    assert!(
+        reports.len() >= 2,
+        "reported every interval until confirmed: {reports:?}"
+    );
+    assert!(reports[0].starts_with("report mysqld does not answer: cannot connect"));
+
+    world.with(|w| w.confirm_reports = true);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    world.take_ops();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        world.take_ops(),
+        Vec::<String>::new(),
+        "no more reports once confirmed"
+    );
+
+    world.with(|w| w.mysqld_down = false);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    world.with(|w| w.mysqld_down = true);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(world.take_ops().len(), 1, "a new death is reported again");
+    watch.abort();
 }

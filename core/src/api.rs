@@ -136,6 +136,34 @@ pub struct LeaseGrant {
     pub replica: String,
 }
 
+/// `POST` a `ReplicaReport` (`mmm_core::observe`): a follower's check verdicts, sent to the
+/// leader. 200 on the leader; 503 elsewhere (never forwarded: the follower sends to the leader
+/// it knows).
+pub const OBSERVATIONS_PATH: &str = "/api/observations";
+
+/// `POST` a `HostReport`: an agent saw its local mysqld die. Any replica takes it (followers
+/// forward it to the leader); the leader probes the host itself and, if it agrees, fails the
+/// check at once. Answered with a `ReportReply`.
+pub const REPORT_PATH: &str = "/api/report";
+
+/// An agent's report about its own host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// The agent's host.
+    pub host: String,
+    /// What the agent saw, e.g. `mysqld does not answer: Connection refused`.
+    pub message: String,
+}
+
+/// What the leader made of a `HostReport`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportReply {
+    /// The leader's own probe agreed: the failure is committed without waiting.
+    pub confirmed: bool,
+    /// What the leader's probe said.
+    pub detail: String,
+}
+
 /// An error body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

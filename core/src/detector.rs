@@ -76,6 +76,19 @@ impl Default for Trap {
 }
 
 impl Trap {
+    /// The trap after a check's very first probe, and the result to report at once: as in
+    /// MMM's initial round (`ChecksStatus.pm:38-39`) anything but `OK` (UNKNOWN included)
+    /// counts as a reported failure, with no trap_period.
+    pub fn first(probe: Probe, now: Time) -> (Trap, Verdict) {
+        let (phase, verdict) = match probe {
+            Probe::Ok(message) => (Phase::Ok, Verdict { ok: true, message }),
+            Probe::Error(message) | Probe::Unknown(message) => {
+                (Phase::Failed, Verdict { ok: false, message })
+            }
+        };
+        (Trap { phase, since: now }, verdict)
+    }
+
     /// Feeds one probe result seen at `now`; returns the result to report, if any.
     pub fn observe(&mut self, probe: Probe, now: Time, trap_period: Duration) -> Option<Verdict> {
         match probe {
@@ -192,6 +205,23 @@ mod tests {
         );
         assert_eq!(t.observe(err(), at(21), TRAP), None);
         assert_eq!(t.observe(err(), at(22), TRAP).map(|v| v.ok), Some(false));
+    }
+
+    #[test]
+    fn the_first_probe_is_reported_at_once_and_unknown_counts_as_failed() {
+        let (mut t, v) = Trap::first(Probe::Unknown("UNKNOWN: Connect error".into()), at(0));
+        assert!(
+            !v.ok,
+            "an initial UNKNOWN is a failure, as in MMM's initial round"
+        );
+        assert_eq!(
+            t.observe(ok(), at(1), TRAP).map(|v| v.ok),
+            Some(true),
+            "the end of the initial failure is reported at once"
+        );
+        let (mut t, v) = Trap::first(ok(), at(0));
+        assert!(v.ok);
+        assert_eq!(t.observe(err(), at(1), TRAP), None, "then the trap applies");
     }
 
     #[test]

@@ -36,7 +36,11 @@
 pub mod api;
 pub mod commands;
 pub mod detector;
+pub mod fence;
+#[cfg(test)]
+mod fixtures;
 pub mod notice;
+pub mod observe;
 pub mod render;
 mod roles;
 mod rules;

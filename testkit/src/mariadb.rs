@@ -3,11 +3,12 @@
 //!
 //! A [`MariaDb`] is one server in a temporary directory (data, socket, error log), listening on
 //! a free port of 127.0.0.1 only, with binary logging, `log_slave_updates`, GTID strict mode
-//! and small buffers so several start in a second or two on a small machine. It has three
+//! and small buffers so several start in a second or two on a small machine. It has four
 //! accounts besides `root` (socket, no password): [`AGENT_USER`] (all privileges, like the
-//! agent's), [`REPL_USER`] (`REPLICATION SLAVE`) and [`APP_USER`] (plain reads and writes,
-//! bound by `read_only`). Helpers set up replication ([`MariaDb::replicate_from`]), wait for it
-//! ([`MariaDb::sync_with`]), and break the server ([`MariaDb::kill9`], [`MariaDb::freeze`]).
+//! agent's), [`REPL_USER`] (`REPLICATION SLAVE`), [`APP_USER`] (plain reads and writes,
+//! bound by `read_only`) and [`MONITOR_USER`] (the monitor's checks). Helpers set up
+//! replication ([`MariaDb::replicate_from`]), wait for it ([`MariaDb::sync_with`]), and break
+//! the server ([`MariaDb::kill9`], [`MariaDb::freeze`]).
 //! Dropping it kills the server and removes the directory.
 //!
 //! A missing `mariadbd` is an error telling to install `mariadb-server`; nothing is skipped.
@@ -44,6 +45,12 @@ pub const REPL_PASSWORD: &str = "re'pl\\pw#1";
 pub const APP_USER: &str = "mmm_app";
 /// Its password.
 pub const APP_PASSWORD: &str = "app-pw";
+/// The monitor's account (`monitor_user`): what MMM's documentation grants it, `REPLICATION
+/// CLIENT` and `PROCESS`, plus `SLAVE MONITOR`, which MariaDB 10.5.9 and later require for
+/// `SHOW SLAVE STATUS` (there `REPLICATION CLIENT` only means `BINLOG MONITOR`).
+pub const MONITOR_USER: &str = "mmm_monitor";
+/// Its password.
+pub const MONITOR_PASSWORD: &str = "monitor-pw";
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,10 +89,13 @@ fn accounts_sql() -> String {
          CREATE USER '{REPL_USER}'@'%' IDENTIFIED BY {repl};\n\
          GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%';\n\
          CREATE USER '{APP_USER}'@'%' IDENTIFIED BY {app};\n\
-         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON *.* TO '{APP_USER}'@'%';\n",
+         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON *.* TO '{APP_USER}'@'%';\n\
+         CREATE USER '{MONITOR_USER}'@'%' IDENTIFIED BY {monitor};\n\
+         GRANT REPLICATION CLIENT, SLAVE MONITOR, PROCESS ON *.* TO '{MONITOR_USER}'@'%';\n",
         agent = quote(AGENT_PASSWORD),
         repl = quote(REPL_PASSWORD),
         app = quote(APP_PASSWORD),
+        monitor = quote(MONITOR_PASSWORD),
     )
 }
 
@@ -290,7 +300,15 @@ impl MariaDb {
             .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--socket={}", self.socket_path().display()))
             .arg(format!("--port={}", self.port))
-            .arg(format!("--bind-address={}", self.host()))
+            // In a namespace of its own the server takes every address, VIPs included.
+            .arg(format!(
+                "--bind-address={}",
+                if self.place.is_some() {
+                    "0.0.0.0".to_string()
+                } else {
+                    self.host()
+                }
+            ))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", self.error_log().display()))
             .arg(format!("--server-id={}", self.server_id))
@@ -425,6 +443,11 @@ impl MariaDb {
     /// [`APP_USER`]'s options.
     pub fn app_opts(&self) -> Opts {
         self.opts(APP_USER, APP_PASSWORD)
+    }
+
+    /// [`MONITOR_USER`]'s options.
+    pub fn monitor_opts(&self) -> Opts {
+        self.opts(MONITOR_USER, MONITOR_PASSWORD)
     }
 
     /// `root` over the Unix socket (no password).

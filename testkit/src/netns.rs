@@ -213,6 +213,35 @@ impl Lab {
         &self.hosts
     }
 
+    /// Cuts `name` off the network: its port on the bridge goes down, so nothing reaches it
+    /// and it reaches nothing, while its own `eth0` stays up (as when a switch port or cable
+    /// fails).
+    pub fn cut(&self, name: &str) -> anyhow::Result<()> {
+        self.set_port(name, "down")
+    }
+
+    /// Puts `name` back on the network after [`Lab::cut`].
+    pub fn heal(&self, name: &str) -> anyhow::Result<()> {
+        self.set_port(name, "up")
+    }
+
+    fn set_port(&self, name: &str, updown: &str) -> anyhow::Result<()> {
+        let i = self
+            .hosts
+            .iter()
+            .position(|h| h.name == name)
+            .with_context(|| format!("lab {} has no host {name:?}", self.id))?;
+        ip(&[
+            "-n",
+            &self.bridge_ns,
+            "link",
+            "set",
+            &format!("p{i}"),
+            updown,
+        ])
+        .map(|_| ())
+    }
+
     /// The namespace holding the bridge.
     pub fn bridge_ns(&self) -> &str {
         &self.bridge_ns
@@ -247,6 +276,21 @@ impl Lab {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(child);
         Ok(pid)
+    }
+
+    /// Sends SIGKILL to the process `pid` started with [`Lab::spawn`] and reaps it.
+    pub fn kill(&self, pid: u32) -> anyhow::Result<()> {
+        let mut children = self
+            .children
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let child = children
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .with_context(|| format!("no process {pid} was started by lab {}", self.id))?;
+        child.kill().with_context(|| format!("killing {pid}"))?;
+        child.wait().with_context(|| format!("reaping {pid}"))?;
+        Ok(())
     }
 
     fn add_namespace(&mut self, ns: &str) -> anyhow::Result<()> {

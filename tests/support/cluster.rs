@@ -21,17 +21,17 @@ const COMMON: &str = "active_master_role writer
     monitor_password pwd123
 </host>
 <host db1>
-    ip 10.0.0.1
+    ip 127.0.1.1
     mode master
     peer db2
 </host>
 <host db2>
-    ip 10.0.0.2
+    ip 127.0.1.2
     mode master
     peer db1
 </host>
 <host db3>
-    ip 10.0.0.3
+    ip 127.0.1.3
     mode slave
 </host>
 <role writer>

@@ -1,0 +1,623 @@
+//! The seed document's cluster for real, in network namespaces: three `mmm_mond` replicas
+//! (mon1-3), four MariaDB 10.11 servers each with its `mmm_agentd` (db1 and db2 masters in
+//! master-master, db3 and db4 replicating from db1; GTID and semi-sync on), and a client host.
+//! Everything talks over one bridge on 10.213.0.0/24; the writer VIP and the reader VIPs are
+//! spare addresses of that subnet.
+//!
+//! Around it: a [`Writer`] that inserts a unique value through the writer VIP every 50 ms with
+//! a fresh connection, recording every acknowledged write, and a [`Prober`] that samples every
+//! host's `read_only` (over the server's Unix socket, which no network fault touches) and
+//! writer VIP every 50 ms and records every moment two hosts could take writes.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mmm_core::api::{CommandReply, CommandRequest, COMMAND_PATH};
+use mmm_testkit::mariadb::{self, MariaDb};
+use mmm_testkit::netns::{Host, Lab};
+use mysql_async::prelude::Queryable;
+
+/// The database hosts, in order.
+pub const DBS: [&str; 4] = ["db1", "db2", "db3", "db4"];
+const MONS: [&str; 3] = ["mon1", "mon2", "mon3"];
+const MONITOR_PORT: u16 = 9988;
+
+/// Tunables of a lab run, written into the configuration.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// `<check default>` lines.
+    pub checks: &'static str,
+    /// Extra `<monitor>` lines.
+    pub monitor: &'static str,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            checks: "    check_period 1\n    trap_period 2\n    timeout 1\n",
+            monitor: "    lease 1.5\n    lease_renew_interval 0.3\n",
+        }
+    }
+}
+
+/// The whole lab.
+pub struct Cluster {
+    pub lab: Lab,
+    pub dbs: Vec<MariaDb>,
+    /// Configuration files, logs and state; removed on drop unless `MMM_LAB_KEEP` is set.
+    dir: PathBuf,
+    _dir_guard: Option<tempfile::TempDir>,
+    monitors: Vec<Option<u32>>,
+    agents: Vec<Option<u32>>,
+    pub writer_vip: Ipv4Addr,
+    pub reader_vips: Vec<Ipv4Addr>,
+}
+
+fn binary(name: &str, env: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    // The agent is another package's binary; `cargo test --workspace` builds it beside ours.
+    let mond = PathBuf::from(env!("CARGO_BIN_EXE_mmm_mond"));
+    let p = mond.with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} not found: build it first (cargo build --workspace --bins) or set {env}",
+        p.display()
+    );
+    p
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write config");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+impl Cluster {
+    /// Starts everything and waits until db1 is the writer with every host ONLINE.
+    pub async fn start(tuning: Tuning) -> Cluster {
+        let names: Vec<&str> = MONS
+            .iter()
+            .chain(DBS.iter())
+            .copied()
+            .chain(["client"])
+            .collect();
+        let lab = Lab::new(&names).expect("network namespaces (run as root with iproute2)");
+        let mut starts = Vec::new();
+        for (i, db) in DBS.iter().enumerate() {
+            let h = lab.host(db).clone();
+            starts.push(tokio::spawn(async move {
+                MariaDb::start_in(i as u32 + 1, &h.ns, h.ip).await
+            }));
+        }
+        let mut dbs = Vec::new();
+        for s in starts {
+            dbs.push(s.await.expect("join").expect("MariaDB in a namespace"));
+        }
+        for db in &dbs {
+            db.exec(
+                "SET GLOBAL rpl_semi_sync_master_enabled=1, rpl_semi_sync_slave_enabled=1, \
+                 rpl_semi_sync_master_timeout=3000, rpl_semi_sync_master_wait_point='AFTER_SYNC'",
+            )
+            .await
+            .expect("semi-sync on");
+        }
+        dbs[0]
+            .exec("CREATE DATABASE chaos; CREATE TABLE chaos.w (v BIGINT PRIMARY KEY, t TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))")
+            .await
+            .expect("the writes table");
+        dbs[1]
+            .replicate_from(&dbs[0], true)
+            .await
+            .expect("db2 from db1");
+        dbs[0]
+            .replicate_from(&dbs[1], true)
+            .await
+            .expect("db1 from db2");
+        dbs[2]
+            .replicate_from(&dbs[0], true)
+            .await
+            .expect("db3 from db1");
+        dbs[3]
+            .replicate_from(&dbs[0], true)
+            .await
+            .expect("db4 from db1");
+
+        let guard = tempfile::tempdir().expect("temp dir");
+        let (dir, guard) = if std::env::var_os("MMM_LAB_KEEP").is_some() {
+            let kept = guard.keep();
+            eprintln!("lab files kept in {}", kept.display());
+            (kept, None)
+        } else {
+            (guard.path().to_path_buf(), Some(guard))
+        };
+        let writer_vip = lab.spare_ip(1);
+        let reader_vips = vec![lab.spare_ip(2), lab.spare_ip(3), lab.spare_ip(4)];
+        let mut c = Cluster {
+            lab,
+            dbs,
+            dir,
+            _dir_guard: guard,
+            monitors: vec![None; 3],
+            agents: vec![None; 4],
+            writer_vip,
+            reader_vips,
+        };
+        c.write_configs(&tuning);
+        for i in 0..4 {
+            c.start_agent(i);
+        }
+        for i in 0..3 {
+            c.start_monitor(i);
+        }
+        c.wait_started().await;
+        for db in DBS {
+            // An agent that started after the monitors' startup vote counts as unreachable
+            // until the leader's next ping reaches it.
+            let start = Instant::now();
+            loop {
+                let reply = c.command(&format!("set_online {db}")).await;
+                if reply.ok {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "set_online {db}: {}\n{}",
+                    reply.reply,
+                    c.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        c.wait_writable("db1", Duration::from_secs(30)).await;
+        c
+    }
+
+    fn host(&self, name: &str) -> &Host {
+        self.lab.host(name)
+    }
+
+    fn write_configs(&self, tuning: &Tuning) {
+        let d = self.dir.as_path();
+        let mut hosts = String::new();
+        for (i, db) in DBS.iter().enumerate() {
+            let h = self.host(db);
+            let (mode, peer) = match i {
+                0 => ("master", "    peer db2\n"),
+                1 => ("master", "    peer db1\n"),
+                _ => ("slave", ""),
+            };
+            hosts += &format!(
+                "<host {db}>\n    ip {}\n    mode {mode}\n{peer}    state_dir {}/{db}-state\n    pid_path {}/{db}-agent.pid\n</host>\n",
+                h.ip,
+                d.display(),
+                d.display()
+            );
+        }
+        let nodes: String = MONS
+            .iter()
+            .map(|m| {
+                format!(
+                    "<monitor_node {m}>\n    ip {}\n    port {MONITOR_PORT}\n</monitor_node>\n",
+                    self.host(m).ip
+                )
+            })
+            .collect();
+        let readers: Vec<String> = self.reader_vips.iter().map(|ip| ip.to_string()).collect();
+        let common = format!(
+            "active_master_role writer\n\
+             <host default>\n\
+             \x20   cluster_interface eth0\n\
+             \x20   agent_user {au}\n    agent_password {ap}\n\
+             \x20   replication_user {ru}\n    replication_password {rp}\n\
+             \x20   monitor_user {mu}\n    monitor_password {mp}\n\
+             \x20   bin_path /usr/lib/mysql-mmm\n\
+             </host>\n{hosts}\
+             <role writer>\n    hosts db1, db2\n    ips {writer}\n    mode exclusive\n</role>\n\
+             <role reader>\n    hosts db2, db3, db4\n    ips {readers}\n    mode balanced\n</role>\n\
+             <check default>\n{checks}</check>\n{nodes}",
+            au = mariadb::AGENT_USER,
+            ap = mariadb::AGENT_PASSWORD,
+            ru = mariadb::REPL_USER,
+            rp = mariadb::REPL_PASSWORD,
+            mu = mariadb::MONITOR_USER,
+            mp = mariadb::MONITOR_PASSWORD,
+            writer = self.writer_vip,
+            readers = readers.join(", "),
+            checks = tuning.checks,
+        );
+        write_private(&d.join("mmm_common.conf"), &common);
+        for (i, m) in MONS.iter().enumerate() {
+            let text = format!(
+                "include mmm_common.conf\n<monitor>\n    node {m}\n    data_dir {d}/{m}-data\n    pid_path {d}/{m}.pid\n    bin_path /usr/lib/mysql-mmm\n    status_path {d}/{m}.status\n    ping_ips {client}\n{extra}</monitor>\n",
+                d = d.display(),
+                client = self.host("client").ip,
+                extra = tuning.monitor,
+            );
+            write_private(&d.join(format!("mon{}.conf", i + 1)), &text);
+        }
+        for db in DBS {
+            write_private(
+                &d.join(format!("{db}-agent.conf")),
+                &format!("include mmm_common.conf\nthis {db}\n"),
+            );
+        }
+    }
+
+    /// Starts (or restarts) monitor replica `i` (0-based).
+    pub fn start_monitor(&mut self, i: usize) {
+        let bin = binary("mmm_mond", "MMM_MOND");
+        let mut cmd = Lab::command(&self.host(MONS[i]).ns, &bin.to_string_lossy());
+        let log = std::fs::File::create(self.dir.as_path().join(format!("{}.log", MONS[i])))
+            .expect("monitor log");
+        cmd.arg("--config")
+            .arg(self.dir.as_path().join(format!("mon{}.conf", i + 1)))
+            .env("RUST_LOG", "info,openraft=warn")
+            .stderr(log);
+        self.monitors[i] = Some(self.lab.spawn(cmd).expect("mmm_mond"));
+    }
+
+    /// Starts (or restarts) the agent of db `i` (0-based).
+    pub fn start_agent(&mut self, i: usize) {
+        let bin = binary("mmm_agentd", "MMM_AGENTD");
+        let mut cmd = Lab::command(&self.host(DBS[i]).ns, &bin.to_string_lossy());
+        let log = std::fs::File::create(self.dir.as_path().join(format!("{}-agent.log", DBS[i])))
+            .expect("agent log");
+        cmd.arg("--config")
+            .arg(self.dir.as_path().join(format!("{}-agent.conf", DBS[i])))
+            .env("RUST_LOG", "info")
+            .stderr(log);
+        self.agents[i] = Some(self.lab.spawn(cmd).expect("mmm_agentd"));
+    }
+
+    /// SIGKILLs monitor replica `i`.
+    pub fn kill_monitor(&mut self, i: usize) {
+        if let Some(pid) = self.monitors[i].take() {
+            self.lab.kill(pid).expect("kill mmm_mond");
+        }
+    }
+
+    /// A monitor replica's log so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.as_path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Every log, for a failure message.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for name in MONS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(DBS.iter().map(|d| format!("{d}-agent")))
+        {
+            let text = self.log(&name);
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            out += &format!("--- {name} (last 40 lines)\n");
+            for l in tail.into_iter().rev() {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Sends an mmm_control command line to the monitors (from the client host), trying each
+    /// replica until one answers.
+    pub async fn command(&self, line: &str) -> CommandReply {
+        let addrs: Vec<SocketAddr> = MONS
+            .iter()
+            .map(|m| SocketAddr::new(self.host(m).ip.into(), MONITOR_PORT))
+            .collect();
+        let line = line.to_string();
+        let client = self.host("client").clone();
+        let tried = tokio::task::spawn_blocking(move || {
+            client.run_async(move || async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(8))
+                    .build()
+                    .ok()?;
+                for addr in addrs {
+                    let req = CommandRequest {
+                        line: line.clone(),
+                        linearizable: false,
+                    };
+                    let sent = http
+                        .post(format!("http://{addr}{COMMAND_PATH}"))
+                        .json(&req)
+                        .send()
+                        .await;
+                    if let Ok(r) = sent {
+                        if r.status().is_success() {
+                            if let Ok(reply) = r.json::<CommandReply>().await {
+                                return Some(reply);
+                            }
+                        }
+                    }
+                }
+                None
+            })
+        })
+        .await
+        .expect("join")
+        .expect("namespace");
+        tried.unwrap_or_else(|| CommandReply {
+            reply: "no monitor replica answered".into(),
+            ok: false,
+            replica: String::new(),
+            leader: None,
+            log_index: None,
+            stale: true,
+        })
+    }
+
+    /// `mmm_control show`.
+    pub async fn show(&self) -> String {
+        self.command("show").await.reply
+    }
+
+    async fn wait_started(&self) {
+        let start = Instant::now();
+        loop {
+            let shown = self.show().await;
+            if DBS.iter().all(|db| shown.contains(&format!("{db}("))) && !shown.contains("/UNKNOWN")
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "the monitors did not start the cluster within 40 s:\n{shown}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until `db` has read_only=0 and the writer VIP, and no other host has either.
+    pub async fn wait_writable(&self, db: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let s = sample(self).await;
+            let writable: Vec<&str> = s.writable.iter().map(|s| s.as_str()).collect();
+            let vip: Vec<&str> = s.vip.iter().map(|s| s.as_str()).collect();
+            if writable == [db] && vip == [db] {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{db} did not become the only writer within {limit:?} (writable {writable:?}, VIP on {vip:?}):\n{}\n{}",
+                self.show().await,
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The client host.
+    pub fn client(&self) -> Host {
+        self.host("client").clone()
+    }
+
+    /// The database host called `name`.
+    pub fn db(&self, name: &str) -> &MariaDb {
+        let i = DBS.iter().position(|d| *d == name).expect("a db host");
+        &self.dbs[i]
+    }
+
+    /// The database host called `name`, mutably.
+    pub fn db_mut(&mut self, name: &str) -> &mut MariaDb {
+        let i = DBS.iter().position(|d| *d == name).expect("a db host");
+        &mut self.dbs[i]
+    }
+}
+
+/// Who could take writes at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Sample {
+    /// Hosts whose mysqld answers with read_only=0.
+    pub writable: Vec<String>,
+    /// Hosts with the writer VIP on their interface.
+    pub vip: Vec<String>,
+}
+
+async fn sample(c: &Cluster) -> Sample {
+    let vip = format!("{}/32", c.writer_vip);
+    let probes = DBS.iter().enumerate().map(|(i, db)| {
+        let vip = vip.clone();
+        async move {
+            let ro = c.dbs[i].scalar("SELECT @@read_only").await;
+            let writable = matches!(ro.as_ref().map(|v| v.as_deref()), Ok(Some("0")));
+            let host = c.lab.host(db).clone();
+            let has_vip = tokio::task::spawn_blocking(move || {
+                host.ipv4_addresses().is_ok_and(|a| a.contains(&vip))
+            })
+            .await
+            .unwrap_or(false);
+            (db.to_string(), writable, has_vip)
+        }
+    });
+    let mut s = Sample::default();
+    for (db, writable, has_vip) in futures::future::join_all(probes).await {
+        if writable {
+            s.writable.push(db.clone());
+        }
+        if has_vip {
+            s.vip.push(db);
+        }
+    }
+    s
+}
+
+/// Samples who could take writes every 50 ms, until dropped.
+pub struct Prober {
+    stop: Arc<AtomicBool>,
+    /// Every sample where two hosts were writable or held the writer VIP.
+    pub violations: Arc<Mutex<Vec<(Duration, Sample)>>>,
+    task: Option<tokio::task::JoinHandle<usize>>,
+}
+
+impl Prober {
+    /// Starts sampling `c` (shared with the test through an `Arc`).
+    pub fn start(c: Arc<tokio::sync::RwLock<Cluster>>) -> Prober {
+        let stop = Arc::new(AtomicBool::new(false));
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let (s, v) = (stop.clone(), violations.clone());
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut n = 0;
+            while !s.load(Ordering::Relaxed) {
+                let sample = sample(&*c.read().await).await;
+                n += 1;
+                if sample.writable.len() > 1 || sample.vip.len() > 1 {
+                    v.lock().unwrap().push((start.elapsed(), sample));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            n
+        });
+        Prober {
+            stop,
+            violations,
+            task: Some(task),
+        }
+    }
+
+    /// Stops sampling; returns how many samples were taken and the violations.
+    pub async fn finish(mut self) -> (usize, Vec<(Duration, Sample)>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let n = match self.task.take() {
+            Some(t) => t.await.unwrap_or(0),
+            None => 0,
+        };
+        let v = std::mem::take(&mut *self.violations.lock().unwrap());
+        (n, v)
+    }
+}
+
+/// One write through the writer VIP.
+#[derive(Debug, Clone, Copy)]
+pub struct Write {
+    /// The value.
+    pub v: u64,
+    /// When it was acknowledged, since the writer started.
+    pub at: Duration,
+}
+
+/// Starts an insert of a unique value through the writer VIP every 50 ms, from the client host,
+/// each with a fresh connection and its own 2.5 s limit, so a hanging write never delays the
+/// next one.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<Write>>>,
+    /// The latest failure, for a test's failure message.
+    pub last_error: Arc<Mutex<String>>,
+    pub started: Instant,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts writing to `vip`.
+    pub fn start(client: Host, vip: Ipv4Addr) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let last_error = Arc::new(Mutex::new(String::new()));
+        let (s, a, e) = (stop.clone(), acked.clone(), last_error.clone());
+        let thread = std::thread::spawn(move || {
+            let _ = client.run_async(move || async move {
+                let mut v: u64 = 0;
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                while !s.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    v += 1;
+                    let (a, e) = (a.clone(), e.clone());
+                    tokio::spawn(async move {
+                        let opts = mysql_async::OptsBuilder::default()
+                            .ip_or_hostname(vip.to_string())
+                            .tcp_port(3306)
+                            .user(Some(mariadb::APP_USER))
+                            .pass(Some(mariadb::APP_PASSWORD))
+                            .prefer_socket(false);
+                        let attempt = async {
+                            let mut conn = mysql_async::Conn::new(opts)
+                                .await
+                                .map_err(|e| format!("connect: {e}"))?;
+                            conn.exec_drop("INSERT INTO chaos.w (v) VALUES (?)", (v,))
+                                .await
+                                .map_err(|e| format!("insert: {e}"))?;
+                            let _ = conn.disconnect().await;
+                            Ok::<(), String>(())
+                        };
+                        match tokio::time::timeout(Duration::from_millis(2500), attempt).await {
+                            Ok(Ok(())) => a.lock().unwrap().push(Write {
+                                v,
+                                at: started.elapsed(),
+                            }),
+                            Ok(Err(err)) => *e.lock().unwrap() = err,
+                            Err(_) => *e.lock().unwrap() = "timed out after 2.5 s".into(),
+                        }
+                    });
+                }
+                // Let the writes in flight finish.
+                tokio::time::sleep(Duration::from_millis(2600)).await;
+            });
+        });
+        Writer {
+            stop,
+            acked,
+            last_error,
+            started,
+            thread: Some(thread),
+        }
+    }
+
+    /// The acknowledged writes so far.
+    pub fn acked(&self) -> Vec<Write> {
+        self.acked.lock().unwrap().clone()
+    }
+
+    /// Stops writing; returns every acknowledged write.
+    pub fn finish(mut self) -> Vec<Write> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.acked()
+    }
+}
+
+/// The write outage around `fault_at`: from the last acknowledged write before it to the first
+/// after it.
+pub fn outage(writes: &[Write], fault_at: Duration) -> Option<Duration> {
+    let before = writes
+        .iter()
+        .filter(|w| w.at <= fault_at)
+        .map(|w| w.at)
+        .max()?;
+    let after = writes
+        .iter()
+        .filter(|w| w.at > fault_at)
+        .map(|w| w.at)
+        .min()?;
+    Some(after - before)
+}
+
+/// Values acknowledged but missing from `db`.
+pub async fn lost(db: &MariaDb, writes: &[Write]) -> Vec<u64> {
+    let mut conn = db.connect(db.root_opts()).await.expect("root connection");
+    let present: Vec<u64> = conn
+        .query("SELECT v FROM chaos.w")
+        .await
+        .expect("read the writes");
+    let present: std::collections::BTreeSet<u64> = present.into_iter().collect();
+    writes
+        .iter()
+        .map(|w| w.v)
+        .filter(|v| !present.contains(v))
+        .collect()
+}
