@@ -1,11 +1,14 @@
 //! The monitor daemon `mmm_mond`.
 //!
 //! Every replica of the monitor group runs one: it opens its Raft store, joins the group over
-//! HTTP, serves the monitor API (`api`) and, while it leads, proposes what the cluster model
-//! needs (`leader`): the topology from the configuration files, then ticks of time. The
-//! checkers, the failure detector and the agent calls are not built yet.
+//! HTTP, serves the monitor API (`api`), runs MMM's checks on every host (`probe`, `checker`)
+//! and, while it leads, commits what the cluster model needs and drives the agents (`leader`,
+//! `driver`): the topology, the startup vote, the combined check results, ticks of time, and
+//! every agent's status, the writer last and only through the fence gate.
 //!
-//! Tests: `tests/group.rs` runs three replicas as separate processes.
+//! Tests: `tests/group.rs` runs three replicas as separate processes; `tests/probe.rs` runs the
+//! probes against real MariaDB; `tests/failover.rs` runs the whole cluster in network
+//! namespaces and breaks it.
 
 pub mod api;
 pub mod checker;

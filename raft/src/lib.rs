@@ -70,9 +70,9 @@
 //! waits out that bound before it promotes anyone; when the old agent answers and confirms its
 //! demotion, there is no wait.
 //!
-//! Not built yet: this crate only stores and applies the state these rules read. The renewal
-//! request, the grant and the wait before promotion belong to the monitor and agent daemons and
-//! are still to come.
+//! This crate only stores and applies the state these rules read. The renewal request and
+//! the grant live in the agent and the monitor daemon; the wait before promotion is
+//! `mmm_core::fence`.
 //!
 //! Tests: `raft/tests/suite.rs` runs openraft's storage conformance suite on the sled store;
 //! `state_machine.rs` covers applying, snapshots and reopening; `crash.rs` kills a writing

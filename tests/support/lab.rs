@@ -11,8 +11,10 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +23,7 @@ use mmm_core::api::{CommandReply, CommandRequest, COMMAND_PATH};
 use mmm_testkit::mariadb::{self, MariaDb};
 use mmm_testkit::netns::{Host, Lab};
 use mysql_async::prelude::Queryable;
+use tokio::sync::RwLock;
 
 /// The database hosts, in order.
 pub const DBS: [&str; 4] = ["db1", "db2", "db3", "db4"];
@@ -620,4 +623,134 @@ pub async fn lost(db: &MariaDb, writes: &[Write]) -> Vec<u64> {
         .map(|w| w.v)
         .filter(|v| !present.contains(v))
         .collect()
+}
+
+/// Writes until `n` have been acknowledged after `from`, or fails after `limit`.
+async fn acked_after(w: &Writer, from: Duration, n: usize, limit: Duration, c: &Cluster) {
+    let start = std::time::Instant::now();
+    loop {
+        if w.acked().iter().filter(|x| x.at > from).count() >= n {
+            return;
+        }
+        if start.elapsed() >= limit {
+            let last_error = w.last_error.lock().unwrap().clone();
+            panic!(
+                "writes did not resume within {limit:?} (last error: {last_error}):\n{}\n{}",
+                c.show().await,
+                c.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn replicates_from(c: &Cluster, db: &str, master: &str) {
+    let want = c.lab.host(master).ip.to_string();
+    let start = std::time::Instant::now();
+    loop {
+        let host = c.db(db).slave_status("Master_Host").await.ok().flatten();
+        let io = c
+            .db(db)
+            .slave_status("Slave_IO_Running")
+            .await
+            .ok()
+            .flatten();
+        if host.as_deref() == Some(want.as_str()) && io.as_deref() == Some("Yes") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{db} does not replicate from {master} ({host:?}, IO {io:?}):\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One lab at a time: each runs eleven MariaDB and daemon processes on two cores.
+static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A fault, injected at a moment the test records.
+pub type Fault = Box<
+    dyn for<'a> FnOnce(&'a mut Cluster) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> + Send,
+>;
+
+/// Starts the lab, writes through the writer VIP, injects `fault` and checks that `new_writer`
+/// takes over: writes resume, none is lost, never two writers, the slaves follow. Returns the
+/// outage.
+pub async fn fail_over(name: &str, fault: Fault, new_writer: &str) -> Duration {
+    fail_over_tuned(name, Tuning::default(), fault, new_writer).await
+}
+
+/// [`fail_over`] with other settings.
+pub async fn fail_over_tuned(
+    name: &str,
+    tuning: Tuning,
+    fault: Fault,
+    new_writer: &str,
+) -> Duration {
+    let _one = ONE_LAB.lock().await;
+    let c = Arc::new(RwLock::new(Cluster::start(tuning).await));
+    let prober = Prober::start(c.clone());
+    let writer = {
+        let g = c.read().await;
+        Writer::start(g.client(), g.writer_vip)
+    };
+    {
+        let g = c.read().await;
+        acked_after(&writer, Duration::ZERO, 20, Duration::from_secs(20), &g).await;
+    }
+
+    let fault_at = writer.started.elapsed();
+    fault(&mut *c.write().await).await;
+    {
+        let g = c.read().await;
+        g.wait_writable(new_writer, Duration::from_secs(30)).await;
+        acked_after(&writer, fault_at, 20, Duration::from_secs(20), &g).await;
+    }
+    let writes = writer.finish();
+    let (samples, violations) = prober.finish().await;
+    let g = c.read().await;
+    let outage = outage(&writes, fault_at).expect("writes before and after the fault");
+    eprintln!(
+        "{name}: write outage {} ms ({} writes acknowledged, {samples} prober samples)",
+        outage.as_millis(),
+        writes.len()
+    );
+    assert!(
+        violations.is_empty(),
+        "{name}: two writers at once: {violations:?}\n{}",
+        g.logs()
+    );
+    assert!(samples > 20, "the prober ran ({samples} samples)");
+    for slave in ["db3", "db4"] {
+        replicates_from(&g, slave, new_writer).await;
+        g.db(slave)
+            .sync_with(g.db(new_writer), Duration::from_secs(20))
+            .await
+            .expect("the slave catches up with the new writer");
+    }
+    let missing = lost(g.db(new_writer), &writes).await;
+    assert!(
+        missing.is_empty(),
+        "{name}: acknowledged writes lost: {missing:?}"
+    );
+    let shown = g.show().await;
+    assert!(
+        shown.contains(&format!("{new_writer}("))
+            && shown.contains(&format!("writer({})", g.writer_vip)),
+        "{shown}"
+    );
+    outage
+}
+
+/// The monitor replica that leads now (0-based), as the group says.
+pub async fn leader_index(c: &Cluster) -> usize {
+    let reply = c.command("mode").await;
+    let leader = reply.leader.expect("a leader");
+    leader
+        .trim_start_matches("mon")
+        .parse::<usize>()
+        .expect("monN")
+        - 1
 }
