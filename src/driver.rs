@@ -101,17 +101,8 @@ impl Driver {
     /// Forgets what agents acknowledged (on losing or gaining the leadership). Calls still in
     /// flight finish, but their answers are dropped.
     pub fn reset(&mut self) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.done_tx = tx;
-        self.done_rx = rx;
-        self.delivered.clear();
-        self.in_flight.clear();
-        self.pinging.clear();
-        self.retry_at.clear();
-        self.failing_since.clear();
-        self.cleared.clear();
-        self.last_ping = None;
-        self.logged_block = None;
+        let agents = std::mem::take(&mut self.agents);
+        *self = Driver::new(self.shared.clone(), agents, self.client.clone());
     }
 
     /// Resolves when a call has finished; pass its result to `absorb`.
@@ -208,12 +199,10 @@ impl Driver {
                     }
                     Err(e) => {
                         self.retry_at.insert(host.clone(), now.plus(RETRY_AFTER));
-                        let lost_writer = self.delivered.get(&host).is_some_and(|d| {
-                            d.roles.iter().any(|r| r.role == topo.active_master_role)
-                        }) && !status
-                            .roles
-                            .iter()
-                            .any(|r| r.role == topo.active_master_role);
+                        let writer = &topo.active_master_role;
+                        let lost_writer =
+                            self.delivered.get(&host).is_some_and(|d| d.holds(writer))
+                                && !status.holds(writer);
                         if lost_writer {
                             tracing::error!(host = %host, epoch = status.epoch.0, error = %e, "Can't send offline status notification to '{host}' - its writer lease runs out by itself within {} ms of its last renewal", self.shared.gate().bound().as_millis());
                         } else {
@@ -278,11 +267,9 @@ impl Driver {
         status: AgentStatus,
         reply: &StatusReply,
     ) {
-        let writer_role = status
-            .roles
-            .iter()
-            .any(|r| r.role == topo.active_master_role);
-        if !writer_role && !matches!(reply.writer, WriterState::Active { .. }) {
+        if !status.holds(&topo.active_master_role)
+            && !matches!(reply.writer, WriterState::Active { .. })
+        {
             self.shared.gate().confirm(host, status.epoch);
         }
         if reply.ok() {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use mmm_agent::client::AgentClient;
 use mmm_core::api::OBSERVATIONS_PATH;
-use mmm_core::{CheckKind, Event, HostName, Outcome, Time, Topology};
+use mmm_core::{CheckKind, Event, HostName, Time, Topology};
 use mmm_raft::typ::Raft;
 use mmm_raft::{Request, StateReader};
 use tokio_util::sync::CancellationToken;
@@ -62,22 +62,25 @@ pub struct LeaderConfig {
     pub client: AgentClient,
 }
 
-/// Commits `event` stamped with the wall clock; `None` when it was not committed.
-async fn propose(raft: &Raft, event: Event) -> Option<Outcome> {
-    let request = Request::Event {
-        now: crate::now(),
-        event,
-    };
+/// Commits `event` stamped with the wall clock. A refusal is logged by the state machine, a
+/// commit that fails here is logged, and the loop tries again on its next pass.
+async fn propose(raft: &Raft, event: Event) {
+    commit(
+        raft,
+        Request::Event {
+            now: crate::now(),
+            event,
+        },
+    )
+    .await
+}
+
+/// Commits `request` (see `propose`).
+async fn commit(raft: &Raft, request: Request) {
     match tokio::time::timeout(COMMIT_TIMEOUT, raft.client_write(request)).await {
-        Ok(Ok(resp)) => resp.data.ok(),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "leader proposal not committed");
-            None
-        }
-        Err(_) => {
-            tracing::warn!("leader proposal not committed within {COMMIT_TIMEOUT:?}");
-            None
-        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "leader proposal not committed"),
+        Err(_) => tracing::warn!("leader proposal not committed within {COMMIT_TIMEOUT:?}"),
     }
 }
 
@@ -150,9 +153,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
                 topology: topology.clone(),
                 now: crate::now(),
             };
-            if let Err(e) = raft.client_write(request).await {
-                tracing::debug!(error = %e, "leader proposal not committed");
-            }
+            commit(&raft, request).await;
             continue;
         }
         let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {

@@ -332,26 +332,36 @@ async fn replication_checks_pass_on_a_running_replica_and_fail_after_stop_slave(
     assert_eq!(message(&p, "db2", CheckKind::RepBacklog).await, "OK");
 }
 
+/// A master (`ids[0]`) with table `<db>.t (id INT PRIMARY KEY)` and a replica (`ids[1]`)
+/// replicating from it by GTID, caught up.
+async fn replicated_table(ids: &[u32; 2], db: &str) -> Vec<MariaDb> {
+    let dbs = MariaDb::start_many(ids).await.expect("servers");
+    let (master, replica) = (&dbs[0], &dbs[1]);
+    master
+        .exec(&format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"
+        ))
+        .await
+        .expect("table");
+    replica
+        .replicate_from(master, true)
+        .await
+        .expect("replicates");
+    replica
+        .sync_with(master, Duration::from_secs(10))
+        .await
+        .expect("caught up");
+    dbs
+}
+
 /// A replica whose SQL thread stopped on an error (a duplicate key), and one whose IO thread
 /// keeps reconnecting to a dead master (`Connecting`), fail rep_threads
 /// (`ERROR: Replication is broken`) and rep_backlog (NULL lag).
 #[tokio::test]
 async fn a_failed_sql_thread_or_a_reconnecting_io_thread_is_broken_replication() {
-    let mut dbs = MariaDb::start_many(&[71, 72]).await.expect("servers");
+    let mut dbs = replicated_table(&[71, 72], "clash").await;
     {
         let (master, replica) = (&dbs[0], &dbs[1]);
-        master
-            .exec("CREATE DATABASE clash; CREATE TABLE clash.t (id INT PRIMARY KEY)")
-            .await
-            .expect("table");
-        replica
-            .replicate_from(master, true)
-            .await
-            .expect("replicates");
-        replica
-            .sync_with(master, Duration::from_secs(10))
-            .await
-            .expect("caught up");
         replica
             .exec("SET SESSION sql_log_bin = 0; INSERT INTO clash.t VALUES (1)")
             .await
@@ -406,20 +416,8 @@ async fn a_failed_sql_thread_or_a_reconnecting_io_thread_is_broken_replication()
 /// while rep_threads still passes; once the lock is gone and the replica caught up, `OK`.
 #[tokio::test]
 async fn a_lagging_replica_has_too_big_a_backlog() {
-    let dbs = MariaDb::start_many(&[81, 82]).await.expect("servers");
+    let dbs = replicated_table(&[81, 82], "lag").await;
     let (master, replica) = (&dbs[0], &dbs[1]);
-    master
-        .exec("CREATE DATABASE lag; CREATE TABLE lag.t (id INT PRIMARY KEY)")
-        .await
-        .expect("table");
-    replica
-        .replicate_from(master, true)
-        .await
-        .expect("replicates");
-    replica
-        .sync_with(master, Duration::from_secs(10))
-        .await
-        .expect("caught up");
     let mut lock = replica.agent_conn().await.expect("connection");
     lock.query_drop("LOCK TABLES lag.t WRITE")
         .await

@@ -804,9 +804,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
 /// The epoch at which `status` makes this host the writer, if it does.
 fn writer_epoch_of(status: Option<&AgentStatus>, writer: &RoleName) -> Option<u64> {
-    status
-        .filter(|t| t.roles.iter().any(|r| &r.role == writer))
-        .map(|t| t.epoch.0)
+    status.filter(|t| t.holds(writer)).map(|t| t.epoch.0)
 }
 
 /// What one request did.

@@ -82,6 +82,13 @@ pub struct AgentStatus {
     pub epoch: Epoch,
 }
 
+impl AgentStatus {
+    /// Whether the status gives the host `role` (at any of its IPs).
+    pub fn holds(&self, role: &RoleName) -> bool {
+        self.roles.iter().any(|r| &r.role == role)
+    }
+}
+
 /// Work for the leader, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Effect {
@@ -430,7 +437,7 @@ fn announce(topo: &Topology, st: &mut ClusterState, cleanup: bool) -> Vec<Effect
     let had_writer = |h: &HostName| {
         st.announced
             .get(h)
-            .is_some_and(|a| a.roles.iter().any(|r| r.role == topo.active_master_role))
+            .is_some_and(|a| a.holds(&topo.active_master_role))
     };
     let mut order: Vec<HostName> = Vec::new();
     if cleanup {
