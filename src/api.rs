@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::{
     reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, HostReport, LeaderInfo,
-    LeaseGrant, LeaseRequest, Member, ReportReply, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH,
-    LEASE_PATH, OBSERVATIONS_PATH, REPORT_PATH, STATE_PATH, STATUS_PATH,
+    LeaseGrant, LeaseRequest, Member, ReportReply, StateReply, COMMAND_PATH, HEALTHZ_PATH,
+    LEADER_PATH, LEASE_PATH, OBSERVATIONS_PATH, REPORT_PATH, STATE_PATH, STATUS_PATH,
 };
 use mmm_core::observe::ReplicaReport;
 use mmm_core::{render, CheckKind, Command, Event, HostName, Probe};
@@ -176,12 +176,12 @@ async fn status(State(api): State<Api>) -> Json<GroupStatus> {
 
 async fn state(State(api): State<Api>) -> Response {
     let applied = api.reader.read();
-    Json(serde_json::json!({
-        "replica": api.group.this.name,
-        "log_index": applied.last_applied.map(|l| l.index),
-        "topology": applied.topology,
-        "state": applied.state,
-    }))
+    Json(StateReply {
+        replica: api.group.this.name.to_string(),
+        log_index: applied.last_applied.map(|l| l.index),
+        topology: applied.topology.clone(),
+        state: applied.state.clone(),
+    })
     .into_response()
 }
 

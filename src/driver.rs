@@ -194,6 +194,15 @@ impl Driver {
                 self.in_flight.remove(&host);
                 match result {
                     Ok(reply) => {
+                        let writer_active = status.holds(&topo.active_master_role)
+                            && matches!(reply.writer, WriterState::Active { .. })
+                            && mmm_core::history::awaits(&st.history, &host, status.epoch);
+                        if writer_active {
+                            events.push(Event::WriterActive {
+                                host: host.clone(),
+                                epoch: status.epoch,
+                            });
+                        }
                         self.acknowledged(topo, &host, status, &reply);
                         (host, true, Some(reply.uptime_secs))
                     }

@@ -15,8 +15,22 @@ pub const LEADER_PATH: &str = "/leader";
 pub const STATUS_PATH: &str = "/status";
 /// `POST` a `CommandRequest`, answered with a `CommandReply`.
 pub const COMMAND_PATH: &str = "/api/command";
-/// `GET`: the whole replicated cluster state as JSON, for `--json`.
+/// `GET`: the whole replicated cluster state as JSON (a `StateReply`), for `--json` and
+/// `history`.
 pub const STATE_PATH: &str = "/api/state";
+
+/// A replica's own applied state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateReply {
+    /// The replica that answered.
+    pub replica: String,
+    /// The log index of the last applied entry.
+    pub log_index: Option<u64>,
+    /// The cluster definition, once configured.
+    pub topology: Option<crate::Topology>,
+    /// The replicated state, once configured.
+    pub state: Option<crate::ClusterState>,
+}
 
 /// An mmm_control command line, as MMM sent it (arguments joined by spaces).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,6 +39,7 @@ pub mod detector;
 pub mod fence;
 #[cfg(test)]
 mod fixtures;
+pub mod history;
 pub mod notice;
 pub mod observe;
 pub mod render;
@@ -52,6 +53,7 @@ pub mod types;
 
 pub use commands::Command;
 pub use detector::{Probe, Trap, Verdict};
+pub use history::Failover;
 pub use notice::{Level, ModeCause, Notice, Reason};
 pub use rules::{PEER_ONLINE_GRACE, SHORT_OUTAGE};
 pub use startup::{AgentReport, StartupReport, StoredStatus, SystemReport};

@@ -190,6 +190,15 @@ pub enum Notice {
         /// The new epoch.
         epoch: Epoch,
     },
+    /// The new writer's agent confirmed the writer role: the writer change is complete.
+    WriterActive {
+        /// The new writer.
+        host: HostName,
+        /// Its epoch.
+        epoch: Epoch,
+        /// Milliseconds since the change was decided.
+        took_ms: u64,
+    },
     /// At startup a role IP was found configured on several hosts.
     StartupConflict {
         /// The role.
@@ -239,6 +248,7 @@ impl Notice {
             | Notice::MovedForBalance { .. }
             | Notice::ModeChanged { .. }
             | Notice::WriterChanged { .. }
+            | Notice::WriterActive { .. }
             | Notice::StartupTable { .. } => Level::Info,
         }
     }
@@ -253,6 +263,7 @@ impl Notice {
             | Notice::OrphanAssigned { host, .. }
             | Notice::AdminSetRole { host, .. }
             | Notice::StartupRoleDropped { host, .. }
+            | Notice::WriterActive { host, .. }
             | Notice::AgentUnreachable { host } => Some(host),
             Notice::MovedToPreferred { to, .. }
             | Notice::MovedForBalance { to, .. }
@@ -378,6 +389,14 @@ impl fmt::Display for Notice {
                 "Writer moved from '{}' to '{}' (epoch {epoch})",
                 or_empty(from),
                 or_empty(to)
+            ),
+            Notice::WriterActive {
+                host,
+                epoch,
+                took_ms,
+            } => write!(
+                f,
+                "Writer '{host}' active at epoch {epoch}, {took_ms} ms after the decision"
             ),
             Notice::StartupConflict { role, hosts } => write!(
                 f,

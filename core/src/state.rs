@@ -115,6 +115,8 @@ pub struct ClusterState {
     pub announced: BTreeMap<HostName, AgentStatus>,
     /// The writer as last announced.
     pub announced_writer: Option<HostName>,
+    /// Every change of writer, oldest first (the newest `history::HISTORY_LEN`).
+    pub history: Vec<crate::history::Failover>,
 }
 
 impl ClusterState {
@@ -155,6 +157,7 @@ impl ClusterState {
             now,
             announced: BTreeMap::new(),
             announced_writer: None,
+            history: Vec::new(),
         }
     }
 

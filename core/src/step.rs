@@ -65,6 +65,14 @@ pub enum Event {
     Startup(StartupReport),
     /// An admin command that changes state.
     Admin(Command),
+    /// The new writer's agent acknowledged the writer role at this epoch: the failover that
+    /// created the epoch is complete (recorded in the history).
+    WriterActive {
+        /// The host.
+        host: HostName,
+        /// The epoch it acknowledged.
+        epoch: Epoch,
+    },
 }
 
 /// What an agent is told: its state, its roles, the active master and the writer epoch.
@@ -279,6 +287,10 @@ pub fn step(
         }
     }
     let writer_before = st.active_master(topo).cloned();
+    let admin = match &event {
+        Event::Admin(cmd) => Some(cmd.to_string()),
+        _ => None,
+    };
     let mut ctx = Ctx::new(topo, st, now);
     let mut reply = None;
     match event {
@@ -319,11 +331,29 @@ pub fn step(
             reply = Some(crate::commands::execute(&mut ctx, &cmd));
             crate::roles::distribute(&mut ctx);
         }
+        Event::WriterActive { host, epoch } => {
+            if let Some(took_ms) = crate::history::complete(&mut ctx.st.history, &host, epoch, now)
+            {
+                ctx.notice(Notice::WriterActive {
+                    host,
+                    epoch,
+                    took_ms,
+                });
+            }
+        }
     }
     let Ctx {
         notices, cleanup, ..
     } = ctx;
-    Ok(finish(topo, st, writer_before, reply, notices, cleanup))
+    Ok(finish(
+        topo,
+        st,
+        writer_before,
+        admin.as_deref(),
+        reply,
+        notices,
+        cleanup,
+    ))
 }
 
 /// Adapts the state to an edited topology (`ClusterState::reconcile`) and, once the cluster
@@ -344,15 +374,25 @@ pub fn reconfigure(
     let Ctx {
         notices, cleanup, ..
     } = ctx;
-    Ok(finish(topo, st, writer_before, None, notices, cleanup))
+    Ok(finish(
+        topo,
+        st,
+        writer_before,
+        Some("configuration changed"),
+        None,
+        notices,
+        cleanup,
+    ))
 }
 
-/// The end of every step: the epoch moves on if the writer changed, and whatever agents have
-/// not been told yet is announced.
+/// The end of every step: if the writer changed, the epoch moves on and the change goes into
+/// the history (`admin` names the command or edit that caused it, if any); then whatever
+/// agents have not been told yet is announced.
 fn finish(
     topo: &Topology,
     st: &mut ClusterState,
     writer_before: Option<HostName>,
+    admin: Option<&str>,
     reply: Option<String>,
     notices: Vec<Notice>,
     cleanup: bool,
@@ -365,6 +405,16 @@ fn finish(
     let writer_after = st.active_master(topo).cloned();
     if writer_after != writer_before {
         st.epoch = st.epoch.next();
+        let old = writer_before.as_ref().and_then(|h| st.hosts.get(h));
+        let entry = crate::history::Failover {
+            epoch: st.epoch,
+            decided: st.now,
+            from: writer_before.clone(),
+            to: writer_after.clone(),
+            cause: crate::history::cause(admin, writer_before.as_ref(), old, &out.notices),
+            active: None,
+        };
+        crate::history::record(&mut st.history, entry);
         out.notices.push(Notice::WriterChanged {
             from: writer_before,
             to: writer_after,
@@ -389,6 +439,7 @@ fn validate_event(topo: &Topology, event: &Event) -> Result<(), StepError> {
         Event::Checks(reports) => reports.iter().try_for_each(|r| known(&r.host)),
         Event::AgentReachable { host, .. } | Event::AgentUptime { host, .. } => known(host),
         Event::Startup(report) => report.hosts().try_for_each(known),
+        Event::WriterActive { host, .. } => known(host),
         Event::Tick | Event::Network { .. } | Event::Admin(_) => Ok(()),
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use goldenscript::{Argument, Command as Script, Context};
 use mmm_core::{
-    render, step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Effect, Event,
+    render, step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Effect, Epoch, Event,
     HostMode, HostName, HostSpec, Outcome, RoleIp, RoleMode, RoleName, RoleSpec, Settings,
     StartupReport, StoredStatus, SystemReport, Time, Topology,
 };
@@ -479,6 +479,20 @@ impl goldenscript::Runner for Runner {
                 self.event(Event::Network {
                     up: p.first().map(String::as_str) == Some("up"),
                 })
+            }
+            "writer_active" => {
+                let p = pos(cmd);
+                let [host, epoch] = p.as_slice() else {
+                    return Err("writer_active HOST EPOCH".into());
+                };
+                self.event(Event::WriterActive {
+                    host: HostName::from(host.as_str()),
+                    epoch: Epoch(epoch.parse()?),
+                })
+            }
+            "history" => {
+                let (_, st) = self.cluster()?;
+                Ok(mmm_core::history::render(&st.history, 0))
             }
             "cmd" => self.admin(&pos(cmd).join(" ")),
             "show" => self.admin("show"),

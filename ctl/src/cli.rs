@@ -48,10 +48,13 @@ mmm-raft commands (new, not in MMM):
   add_monitor <name> <ip:port>      - add a replica to the monitor group (it must be running
                                       with a configuration that names it)
   remove_monitor <name>             - remove a replica from the monitor group
+  history                           - every writer change (newest 100): epoch, when it was
+                                      decided, old and new writer, how long until the new
+                                      writer confirmed, and why
 
 Options go before the command: everything after it is sent to the monitor untouched.
 With --json, show and checks print the replicated state, status prints every replica's view,
-and other commands print the monitor's reply as JSON.
+history prints its entries, and other commands print the monitor's reply as JSON.
 
 Exit status: 0 for an OK reply; 1 for an ERROR reply, an unreachable monitor group or a group
 without a leader; 2 for bad options or a bad configuration; 255 when no command is given

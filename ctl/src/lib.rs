@@ -17,7 +17,9 @@
 //! bad options or a bad configuration; 255 when no command is given, as MMM's `die` did (we
 //! print MMM's sentence without Perl's " at FILE line 34.").
 //!
-//! Not here yet, because the monitor does not serve them: `history` and `switchover`.
+//! `history` reads the replicated failover history from the state any replica serves.
+//!
+//! Not here yet: `switchover`.
 //!
 //! Tests: unit tests beside the code; `ctl/tests/control.rs` runs the binary against in-test
 //! monitor replicas that answer with the real `mmm_core`.
@@ -33,7 +35,7 @@ use std::io::{self, Write};
 
 use clap::Parser;
 use mmm_config::{Loader, Program};
-use mmm_core::api::{reply_is_error, CommandReply, CommandRequest, STATE_PATH};
+use mmm_core::api::{reply_is_error, CommandReply, CommandRequest, StateReply, STATE_PATH};
 use mmm_core::Command;
 
 use crate::cli::Cli;
@@ -113,7 +115,73 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> io:
         }
         return group_status(&client, &replicas, cli.json, out);
     }
+    if cli.words.first().map(String::as_str) == Some("history") {
+        if cli.words.len() > 1 {
+            let e = cli::command().error(
+                clap::error::ErrorKind::TooManyValues,
+                "'history' takes no arguments",
+            );
+            return clap_error(&e, out, err);
+        }
+        return history(&cli, &client, &replicas, out, err);
+    }
     mmm_command(&cli, &client, &replicas, out, err)
+}
+
+/// `mmm_control history`: the writer changes recorded in the replicated state, from any
+/// replica, times in local time.
+fn history(
+    cli: &Cli,
+    client: &Client,
+    replicas: &[Replica],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<u8> {
+    let mut notes = Vec::new();
+    let outcome: Outcome<StateReply> =
+        client.ask(replicas, Request::Get(STATE_PATH), true, &mut |n| {
+            notes.push(n)
+        });
+    let code = match outcome {
+        Outcome::Answer { replica, value } => {
+            notes.push(format!(
+                "answered by replica {} (asked {replica})",
+                value.replica
+            ));
+            match value.state {
+                Some(state) => {
+                    let entries = state.history;
+                    if cli.json {
+                        serde_json::to_writer_pretty(&mut *out, &entries)?;
+                        writeln!(out)?;
+                    } else {
+                        let offset = chrono::Local::now().offset().local_minus_utc();
+                        write!(
+                            out,
+                            "{}",
+                            mmm_core::history::render(&entries, i64::from(offset))
+                        )?;
+                    }
+                    EXIT_OK
+                }
+                None => {
+                    writeln!(
+                        out,
+                        "ERROR: replica {} has no cluster state yet (no topology configured)",
+                        value.replica
+                    )?;
+                    EXIT_ERROR
+                }
+            }
+        }
+        failure => group_failure(&failure, out)?,
+    };
+    if cli.verbose {
+        for n in notes {
+            writeln!(err, "mmm_control: {n}")?;
+        }
+    }
+    Ok(code)
 }
 
 /// Prints a clap error (or help, or version) where clap says, and returns clap's status.

@@ -285,10 +285,11 @@ fn apply_request(applied: &mut AppliedState, index: u64, request: Request) -> Re
 
 /// Logs a state change once, where it is applied, at its MMM level.
 fn log_notice(index: u64, notice: &Notice) {
+    let host = notice.host().map(|h| h.as_str());
     match notice.level() {
-        Level::Fatal | Level::Error => tracing::error!(index, "{notice}"),
-        Level::Warn => tracing::warn!(index, "{notice}"),
-        _ => tracing::info!(index, "{notice}"),
+        Level::Fatal | Level::Error => tracing::error!(index, host, "{notice}"),
+        Level::Warn => tracing::warn!(index, host, "{notice}"),
+        _ => tracing::info!(index, host, "{notice}"),
     }
 }
 

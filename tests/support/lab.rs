@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mmm_core::api::{CommandReply, CommandRequest, COMMAND_PATH};
+use mmm_core::api::{CommandReply, CommandRequest, StateReply, COMMAND_PATH, STATE_PATH};
+use mmm_core::Failover;
 use mmm_testkit::mariadb::{self, MariaDb};
 use mmm_testkit::netns::{Host, Lab};
 use mysql_async::prelude::Queryable;
@@ -310,34 +311,28 @@ impl Cluster {
         out
     }
 
-    /// Sends an mmm_control command line to the monitors (from the client host), trying each
-    /// replica until one answers.
-    pub async fn command(&self, line: &str) -> CommandReply {
+    /// Sends a request to the monitors from the client host, trying each replica until one
+    /// answers with a success and a body that decodes.
+    async fn ask<T, F>(&self, request: F) -> Option<T>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder + Send + 'static,
+    {
         let addrs: Vec<SocketAddr> = MONS
             .iter()
             .map(|m| SocketAddr::new(self.host(m).ip.into(), MONITOR_PORT))
             .collect();
-        let line = line.to_string();
         let client = self.host("client").clone();
-        let tried = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             client.run_async(move || async move {
                 let http = reqwest::Client::builder()
                     .timeout(Duration::from_secs(8))
                     .build()
                     .ok()?;
                 for addr in addrs {
-                    let req = CommandRequest {
-                        line: line.clone(),
-                        linearizable: false,
-                    };
-                    let sent = http
-                        .post(format!("http://{addr}{COMMAND_PATH}"))
-                        .json(&req)
-                        .send()
-                        .await;
-                    if let Ok(r) = sent {
+                    if let Ok(r) = request(&http, addr).send().await {
                         if r.status().is_success() {
-                            if let Ok(reply) = r.json::<CommandReply>().await {
+                            if let Ok(reply) = r.json::<T>().await {
                                 return Some(reply);
                             }
                         }
@@ -348,7 +343,18 @@ impl Cluster {
         })
         .await
         .expect("join")
-        .expect("namespace");
+        .expect("namespace")
+    }
+
+    /// Sends an mmm_control command line to the monitors.
+    pub async fn command(&self, line: &str) -> CommandReply {
+        let req = CommandRequest {
+            line: line.to_string(),
+            linearizable: false,
+        };
+        let tried = self
+            .ask(move |http, addr| http.post(format!("http://{addr}{COMMAND_PATH}")).json(&req))
+            .await;
         tried.unwrap_or_else(|| CommandReply {
             reply: "no monitor replica answered".into(),
             ok: false,
@@ -357,6 +363,17 @@ impl Cluster {
             log_index: None,
             stale: true,
         })
+    }
+
+    /// The failover history, as `mmm_control history` reads it from any replica.
+    pub async fn history(&self) -> Vec<Failover> {
+        let reply: Option<StateReply> = self
+            .ask(|http, addr| http.get(format!("http://{addr}{STATE_PATH}")))
+            .await;
+        reply
+            .and_then(|r| r.state)
+            .map(|s| s.history)
+            .unwrap_or_default()
     }
 
     /// `mmm_control show`.
@@ -741,7 +758,35 @@ pub async fn fail_over_tuned(
             && shown.contains(&format!("writer({})", g.writer_vip)),
         "{shown}"
     );
+    if new_writer != "db1" {
+        completed_in_history(&g, new_writer).await;
+    }
     outage
+}
+
+/// The failover is in the replicated history: db1 to `new_writer`, completed once the new
+/// writer's agent confirmed the role.
+async fn completed_in_history(c: &Cluster, new_writer: &str) {
+    let start = Instant::now();
+    loop {
+        let history = c.history().await;
+        let done = history.last().filter(|f| {
+            f.from.as_ref().map(|h| h.as_str()) == Some("db1")
+                && f.to.as_ref().map(|h| h.as_str()) == Some(new_writer)
+        });
+        if let Some((f, took)) = done.and_then(|f| f.took_ms().map(|t| (f, t))) {
+            eprintln!(
+                "history: db1 -> {new_writer} at epoch {}, {took} ms from decision to confirmation ({})",
+                f.epoch.0, f.cause
+            );
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the failover to {new_writer} is not completed in the history: {history:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The monitor replica that leads now (0-based), as the group says.

@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::{
     reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, LeaderInfo, Member,
-    COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, STATE_PATH, STATUS_PATH,
+    StateReply, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH, STATE_PATH, STATUS_PATH,
 };
 use mmm_core::{
     render, step, AgentReport, CheckKind, CheckReport, ClusterState, Command, Event, HostMode,
@@ -369,7 +369,14 @@ async fn state(State(s): State<Shared>) -> Response {
     if let Behaviour::RedirectTo(base) = &s.behaviour {
         return redirect(base, STATE_PATH);
     }
-    Json(s.model().state.clone()).into_response()
+    let model = s.model();
+    Json(StateReply {
+        replica: s.name.clone(),
+        log_index: Some(model.log_index),
+        topology: Some(model.topo.clone()),
+        state: Some(model.state.clone()),
+    })
+    .into_response()
 }
 
 /// A group of in-test replicas sharing one model, named mon1, mon2, ... in order.
