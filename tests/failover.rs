@@ -11,9 +11,14 @@
 #[path = "support/lab.rs"]
 mod lab;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use lab::{fail_over, fail_over_tuned, leader_index, Fault, Tuning};
+use lab::{
+    acked_after, fail_over, fail_over_tuned, leader_index, lost, one_lab, replicates_from,
+    wait_until, Cluster, Fault, Prober, Tuning, Writer,
+};
+use tokio::sync::RwLock;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_master_mysqld_fails_over_to_the_other_master_without_losing_writes() {
@@ -66,4 +71,129 @@ async fn the_monitor_leader_and_the_master_mysqld_killed_together_fail_over() {
         })
     });
     fail_over("monitor leader and master mysqld SIGKILL", fault, "db2").await;
+}
+
+/// A replica whose replication breaks (an SQL error, as after a conflicting local write) goes
+/// REPLICATION_FAIL and its reader VIP moves to another reader; once it replicates again it is
+/// ONLINE and the balancing gives it a reader VIP back. The writer stays where it is.
+///
+/// As in MMM, a replica's replication failures count only once its master has been ONLINE for
+/// `PEER_ONLINE_GRACE` (60 s), so on a fresh cluster this takes a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_replication_breaks_hands_its_reader_vip_over_until_fixed() {
+    let _one = one_lab().await;
+    let c = Cluster::start(Tuning::default()).await;
+    let limit = Duration::from_secs(20);
+    wait_until(&c, limit, "db3 holds one reader VIP", async || {
+        c.readers_on("db3").await == 1 && c.readers_each_on_one_host().await
+    })
+    .await;
+
+    // A row written on db3 alone, then the same key on the master: db3's SQL thread stops
+    // on the duplicate key (1062).
+    c.db("db3")
+        .exec("SET sql_log_bin=0; INSERT INTO chaos.w (v) VALUES (-1)")
+        .await
+        .expect("a local write on db3");
+    c.db("db1")
+        .exec("INSERT INTO chaos.w (v) VALUES (-1)")
+        .await
+        .expect("the same key on the master");
+    wait_until(
+        &c,
+        mmm_core::PEER_ONLINE_GRACE + limit,
+        "db3 REPLICATION_FAIL, its reader VIP on another reader",
+        async || {
+            c.shown("db3").await.contains("slave/REPLICATION_FAIL.")
+                && c.readers_on("db3").await == 0
+                && c.readers_each_on_one_host().await
+        },
+    )
+    .await;
+    assert!(
+        c.shown("db1").await.contains("writer("),
+        "the writer stays on db1: {}",
+        c.show().await
+    );
+
+    c.db("db3")
+        .exec("STOP SLAVE; SET sql_log_bin=0; DELETE FROM chaos.w WHERE v = -1; START SLAVE")
+        .await
+        .expect("db3 repaired");
+    wait_until(
+        &c,
+        limit,
+        "db3 ONLINE with a reader VIP again",
+        async || {
+            c.shown("db3").await.contains("slave/ONLINE.")
+                && c.readers_on("db3").await == 1
+                && c.readers_each_on_one_host().await
+        },
+    )
+    .await;
+}
+
+/// The old master comes back after a failover: it goes through AWAITING_RECOVERY, does not
+/// take the writer role back (no `prefer`), stays read-only without the VIP, and replicates
+/// from the new master with every write made while it was away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_master_that_returns_does_not_take_the_writer_back() {
+    let _one = one_lab().await;
+    let c = Arc::new(RwLock::new(Cluster::start(Tuning::default()).await));
+    let prober = Prober::start(c.clone());
+    let writer = {
+        let g = c.read().await;
+        Writer::start(g.client(), g.writer_vip)
+    };
+    let limit = Duration::from_secs(30);
+    acked_after(&writer, Duration::ZERO, 20, limit, &*c.read().await).await;
+
+    c.write().await.db_mut("db1").kill9();
+    c.read().await.wait_writable("db2", limit).await;
+    let back_at = writer.started.elapsed();
+    c.write()
+        .await
+        .db_mut("db1")
+        .restart()
+        .await
+        .expect("db1's mysqld starts again");
+    {
+        let g = c.read().await;
+        wait_until(
+            &g,
+            limit,
+            "db1 AWAITING_RECOVERY after HARD_OFFLINE",
+            async || {
+                g.log("mon1")
+                    .contains("State of host 'db1' changed from HARD_OFFLINE to AWAITING_RECOVERY")
+            },
+        )
+        .await;
+        replicates_from(&g, "db1", "db2").await;
+        acked_after(&writer, back_at, 60, limit, &g).await;
+        g.wait_writable("db2", Duration::from_secs(1)).await;
+        let line = g.shown("db1").await;
+        assert!(
+            !line.contains("writer("),
+            "db1 took the writer back: {line}"
+        );
+    }
+    let writes = writer.finish();
+    let (samples, violations) = prober.finish().await;
+    let g = c.read().await;
+    assert!(
+        violations.is_empty(),
+        "two writers at once: {violations:?}\n{}",
+        g.logs()
+    );
+    assert!(samples > 20, "the prober ran ({samples} samples)");
+    g.db("db1")
+        .sync_with(g.db("db2"), Duration::from_secs(20))
+        .await
+        .expect("db1 catches up with db2");
+    let missing = lost(g.db("db1"), &writes).await;
+    assert!(
+        missing.is_empty(),
+        "db1 misses acknowledged writes: {missing:?}"
+    );
 }

@@ -155,6 +155,8 @@ pub struct MariaDb {
     child: Option<Child>,
     /// A network namespace and address to listen on instead of 127.0.0.1.
     place: Option<(String, Ipv4Addr)>,
+    /// Extra `mariadbd` options for every later start, as a my.cnf would give them.
+    options: Vec<String>,
 }
 
 impl MariaDb {
@@ -230,6 +232,7 @@ impl MariaDb {
             port: 0,
             child: None,
             place,
+            options: Vec::new(),
         };
         if server.place.is_some() {
             server.port = 3306;
@@ -324,6 +327,7 @@ impl MariaDb {
             .arg("--sync-binlog=0")
             .arg("--performance-schema=OFF")
             .arg("--max-connections=200")
+            .args(&self.options)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -689,6 +693,12 @@ impl MariaDb {
             sleep(Duration::from_millis(50)).await;
         }
         Ok(())
+    }
+
+    /// Adds `mariadbd` options for every later start (a restart reads them as it would read
+    /// a my.cnf; what `SET GLOBAL` changed does not survive a restart).
+    pub fn add_options(&mut self, options: &[&str]) {
+        self.options.extend(options.iter().map(|o| o.to_string()));
     }
 
     /// Starts it again on the same data directory and port (after [`MariaDb::stop`] or

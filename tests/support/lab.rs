@@ -112,6 +112,17 @@ impl Cluster {
             .await
             .expect("semi-sync on");
         }
+        for db in &mut dbs {
+            // What a restarted server starts with, as MMM's my.cnf advice: read-only until its
+            // agent is told otherwise, semi-sync as above.
+            db.add_options(&[
+                "--read-only=1",
+                "--rpl-semi-sync-master-enabled=1",
+                "--rpl-semi-sync-slave-enabled=1",
+                "--rpl-semi-sync-master-timeout=3000",
+                "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+            ]);
+        }
         dbs[0]
             .exec("CREATE DATABASE chaos; CREATE TABLE chaos.w (v BIGINT PRIMARY KEY, t TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))")
             .await
@@ -418,6 +429,56 @@ impl Cluster {
         }
     }
 
+    /// `db`'s line of `mmm_control show`, e.g. `db3(10.213.0.6) slave/ONLINE. Roles: ...`.
+    pub async fn shown(&self, db: &str) -> String {
+        let show = self.show().await;
+        let prefix = format!("{db}(");
+        show.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// For each reader VIP, the hosts that have it on their interface.
+    pub async fn reader_holders(&self) -> Vec<(Ipv4Addr, Vec<String>)> {
+        let mut out: Vec<(Ipv4Addr, Vec<String>)> = self
+            .reader_vips
+            .iter()
+            .map(|ip| (*ip, Vec::new()))
+            .collect();
+        for db in DBS {
+            let host = self.lab.host(db).clone();
+            let addrs = tokio::task::spawn_blocking(move || host.ipv4_addresses())
+                .await
+                .expect("join")
+                .expect("ip addr");
+            for (ip, holders) in &mut out {
+                if addrs.contains(&format!("{ip}/32")) {
+                    holders.push(db.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// The reader VIPs on `db`'s interface.
+    pub async fn readers_on(&self, db: &str) -> usize {
+        self.reader_holders()
+            .await
+            .iter()
+            .filter(|(_, holders)| holders.iter().any(|h| h == db))
+            .count()
+    }
+
+    /// Whether every reader VIP is on exactly one host.
+    pub async fn readers_each_on_one_host(&self) -> bool {
+        self.reader_holders()
+            .await
+            .iter()
+            .all(|(_, holders)| holders.len() == 1)
+    }
+
     /// The client host.
     pub fn client(&self) -> Host {
         self.host("client").clone()
@@ -643,7 +704,7 @@ pub async fn lost(db: &MariaDb, writes: &[Write]) -> Vec<u64> {
 }
 
 /// Writes until `n` have been acknowledged after `from`, or fails after `limit`.
-async fn acked_after(w: &Writer, from: Duration, n: usize, limit: Duration, c: &Cluster) {
+pub async fn acked_after(w: &Writer, from: Duration, n: usize, limit: Duration, c: &Cluster) {
     let start = std::time::Instant::now();
     loop {
         if w.acked().iter().filter(|x| x.at > from).count() >= n {
@@ -661,7 +722,7 @@ async fn acked_after(w: &Writer, from: Duration, n: usize, limit: Duration, c: &
     }
 }
 
-async fn replicates_from(c: &Cluster, db: &str, master: &str) {
+pub async fn replicates_from(c: &Cluster, db: &str, master: &str) {
     let want = c.lab.host(master).ip.to_string();
     let start = std::time::Instant::now();
     loop {
@@ -687,6 +748,31 @@ async fn replicates_from(c: &Cluster, db: &str, master: &str) {
 /// One lab at a time: each runs eleven MariaDB and daemon processes on two cores.
 static ONE_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Holds the lab for one test.
+pub async fn one_lab() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_LAB.lock().await
+}
+
+/// Polls `ok` every 100 ms until it holds; fails after `limit` with `what`, the monitors' view
+/// and the logs.
+pub async fn wait_until(
+    c: &Cluster,
+    limit: Duration,
+    what: &str,
+    mut ok: impl AsyncFnMut() -> bool,
+) {
+    let start = Instant::now();
+    while !ok().await {
+        assert!(
+            start.elapsed() < limit,
+            "not within {limit:?}: {what}\n{}\n{}",
+            c.show().await,
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A fault, injected at a moment the test records.
 pub type Fault = Box<
     dyn for<'a> FnOnce(&'a mut Cluster) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> + Send,
@@ -706,7 +792,7 @@ pub async fn fail_over_tuned(
     fault: Fault,
     new_writer: &str,
 ) -> Duration {
-    let _one = ONE_LAB.lock().await;
+    let _one = one_lab().await;
     let c = Arc::new(RwLock::new(Cluster::start(tuning).await));
     let prober = Prober::start(c.clone());
     let writer = {
