@@ -120,6 +120,10 @@ struct Inner {
     repointed_to: Option<String>,
     /// The epoch whose promotion already waited for the relay log.
     caught_up: Option<u64>,
+    /// A monitor sent a status since this process started. Until then the remembered status
+    /// may be stale (its roles moved while the agent was down), so reconciliation restores
+    /// no reader VIP from it: it would put an address back that another host now holds.
+    confirmed: bool,
 }
 
 /// The writer gate: activation and fencing hold it.
@@ -246,6 +250,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             self.store.save(&new_persisted)?;
             inner.persisted = new_persisted;
         }
+        inner.confirmed = true;
         let mut log = Log::default();
         let writer = &self.settings.writer_role;
         let old_writer_epoch = writer_epoch_of(old.as_ref(), writer);
@@ -305,13 +310,15 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
         }
 
-        for r in new_roles
-            .difference(&old_roles)
-            .filter(|r| &r.role != writer)
-        {
+        // Every told reader VIP, not only the new ones: after a restart or a reboot the
+        // remembered status says nothing about what is on the interface.
+        for r in new_roles.iter().filter(|r| &r.role != writer) {
             match self.vips.add(r.ip).await {
                 Ok(true) => log.done(format!("added VIP {} ({})", r.ip, r.role)),
-                Ok(false) => log.done(format!("VIP {} ({}) already configured", r.ip, r.role)),
+                Ok(false) if !old_roles.contains(r) => {
+                    log.done(format!("VIP {} ({}) already configured", r.ip, r.role))
+                }
+                Ok(false) => {}
                 Err(e) => log.failed(format!("adding VIP {} ({}): {e}", r.ip, r.role)),
             }
         }
@@ -596,7 +603,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
     /// Makes the host match what it was told (MMM's check_roles after every connection): an
     /// active writer keeps read_only off and its VIP on; any other host has no writer VIP and
-    /// read_only on; told reader VIPs are on.
+    /// read_only on; told reader VIPs are on, once a monitor has confirmed them to this
+    /// process.
     pub async fn reconcile(&self) -> Vec<String> {
         let mut fixed = Vec::new();
         {
@@ -634,6 +642,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 .persisted
                 .told
                 .as_ref()
+                .filter(|_| inner.confirmed)
                 .map(|t| t.roles.clone())
                 .unwrap_or_default();
             drop(inner);

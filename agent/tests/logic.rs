@@ -466,6 +466,43 @@ async fn reconciliation_puts_back_what_an_active_writer_lost_and_strips_others()
     assert_eq!(world2.take_ops(), ["vip- 10.0.0.100", "read_only=1"]);
 }
 
+/// A reader VIP the agent was told before it stopped may have moved to another host while it
+/// was down: a restarted agent does not put it back until a monitor tells it again.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_restores_reader_vips_only_once_a_monitor_confirms_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    let a = agent(&world, dir.path(), HostMode::Slave);
+    a.apply_status(status(&[("reader", READER_IP)], Some("db2"), 1))
+        .await
+        .unwrap();
+    drop(a);
+    world.with(|w| w.vips.clear());
+    world.take_ops();
+    let b = agent(&world, dir.path(), HostMode::Slave);
+    b.start().await;
+    b.reconcile().await;
+    assert!(
+        !world.take_ops().iter().any(|op| op.starts_with("vip+")),
+        "no reader VIP restored from the remembered status"
+    );
+    b.apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.take_ops(),
+        ["repoint db2", "vip+ 10.0.0.101"],
+        "the same roles as remembered: the VIP is put back all the same"
+    );
+    world.with(|w| w.vips.clear());
+    b.reconcile().await;
+    assert_eq!(
+        world.take_ops(),
+        ["vip+ 10.0.0.101"],
+        "restored once confirmed"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_dead_mysqld_is_reported_until_the_monitor_confirms_it_and_again_after_it_returns() {
     let dir = tempfile::tempdir().unwrap();

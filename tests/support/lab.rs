@@ -286,7 +286,10 @@ impl Cluster {
             .expect("agent log");
         cmd.arg("--config")
             .arg(self.dir.as_path().join(format!("{}-agent.conf", DBS[i])))
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("MMM_LAB_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stderr(log);
         self.agents[i] = Some(self.lab.spawn(cmd).expect("mmm_agentd"));
     }
