@@ -17,23 +17,11 @@
 # (use the images as they are), and what docker/build-images.sh reads (CARGO_TARGET_DIR, ...).
 set -euo pipefail
 cd "$(dirname "$0")"
+# shellcheck source=docker/lib.sh
+. docker/lib.sh
 
 HOSTS=(master1 master2 slave1 slave2)
 WAIT=${MMM_DEMO_WAIT:-180}
-
-die() {
-    echo "demo.sh: $*" >&2
-    exit 1
-}
-
-phase() {
-    local name=$1
-    shift
-    local start=$SECONDS
-    echo "=== ${name}"
-    "$@"
-    echo "=== ${name}: $((SECONDS - start)) s"
-}
 
 prerequisites() {
     command -v docker >/dev/null || die "docker is missing: install the Docker engine (apt-get install docker.io)"

@@ -22,6 +22,8 @@
 #   DEBIAN_SECURITY_MIRROR default http://deb.debian.org/debian-security ("" to leave it out)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=docker/lib.sh
+. docker/lib.sh
 
 BASE_IMAGE=${MMM_BASE_IMAGE:-mmm-raft/base:bookworm}
 IMAGE=${MMM_IMAGE:-mmm-raft/node:latest}
@@ -31,20 +33,6 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BINARIES=(mmm_mond mmm_agentd mmm_control)
 # What the base image holds; the Dockerfile installs the same list on a plain Debian base.
 PACKAGES=(mariadb-server mariadb-client iproute2 iptables nftables procps ca-certificates tini)
-
-die() {
-    echo "build-images.sh: $*" >&2
-    exit 1
-}
-
-phase() {
-    local name=$1
-    shift
-    local start=$SECONDS
-    echo "=== ${name}"
-    "$@"
-    echo "=== ${name}: $((SECONDS - start)) s"
-}
 
 prerequisites() {
     command -v docker >/dev/null || die "docker is missing: install the Docker engine (apt-get install docker.io)"

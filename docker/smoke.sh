@@ -9,20 +9,13 @@
 # MMM_SMOKE_KEEP=1 leaves the cluster running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=docker/lib.sh
+. docker/lib.sh
 
 WRITER_VIP=10.214.0.100
 MASTER2_IP=10.214.0.22
 HOSTS=(master1 master2 slave1 slave2)
 FAILOVER_LIMIT=30
-
-phase() {
-    local name=$1
-    shift
-    local start=$SECONDS
-    echo "=== ${name}"
-    "$@"
-    echo "=== ${name}: $((SECONDS - start)) s"
-}
 
 diagnose() {
     echo "--- mmm_control show" >&2

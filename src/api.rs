@@ -98,6 +98,7 @@ pub fn router(api: Api) -> Router {
         .route(LEASE_PATH, post(lease))
         .route(OBSERVATIONS_PATH, post(observations))
         .route(REPORT_PATH, post(report))
+        .route(mmm_agent::metrics::METRICS_PATH, get(metrics))
         .with_state(api)
 }
 
@@ -172,6 +173,42 @@ async fn status(State(api): State<Api>) -> Json<GroupStatus> {
         snapshot_index: m.snapshot.map(|l| l.index),
         purged_index: m.purged.map(|l| l.index),
     })
+}
+
+async fn metrics(State(api): State<Api>) -> Response {
+    let m = api.raft.metrics().borrow().clone();
+    let applied = api.reader.read();
+    let is_leader = m.current_leader == Some(api.group.this.id);
+    let cluster = applied.topology.as_ref().zip(applied.state.as_ref());
+    let lease_left = cluster
+        .filter(|_| is_leader)
+        .and_then(|(topo, st)| st.active_master(topo))
+        .and_then(|writer| api.shared.gate().last_grant(writer))
+        .map(|granted| {
+            let since = api.shared.clock.now().since(granted);
+            api.shared.leases.lease().saturating_sub(since)
+        });
+    let text = crate::metrics::render(&crate::metrics::Snapshot {
+        replica: &api.group.this.name,
+        term: m.current_term,
+        is_leader,
+        leader: api.leader_name(),
+        last_log_index: m.last_log_index,
+        last_applied_index: m.last_applied.map(|l| l.index),
+        millis_since_quorum_ack: m.millis_since_quorum_ack,
+        cluster,
+        network_up: api.shared.table.network_up(),
+        latencies: api.shared.table.latencies(),
+        lease_left,
+    });
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            mmm_agent::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn state(State(api): State<Api>) -> Response {

@@ -34,6 +34,8 @@ type Key = (HostName, CheckKind);
 struct Inner {
     traps: BTreeMap<Key, Trap>,
     verdicts: BTreeMap<Key, Verdict>,
+    /// How long each check's latest probe took.
+    latencies: BTreeMap<Key, Duration>,
     network_up: bool,
 }
 
@@ -153,6 +155,20 @@ impl Table {
     }
 
     /// How many checks have a verdict.
+    /// Records how long a probe took (for `/metrics`).
+    pub fn record_latency(&self, host: &HostName, check: CheckKind, took: Duration) {
+        self.lock().latencies.insert((host.clone(), check), took);
+    }
+
+    /// How long each check's latest probe took.
+    pub fn latencies(&self) -> Vec<(HostName, CheckKind, Duration)> {
+        self.lock()
+            .latencies
+            .iter()
+            .map(|((h, c), d)| (h.clone(), *c, *d))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.lock().verdicts.len()
     }
@@ -192,12 +208,14 @@ pub async fn run<P: Prober>(
             tasks.spawn(async move {
                 loop {
                     let limit = schedule.timeout + Duration::from_secs(1);
+                    let started = std::time::Instant::now();
                     let probe = tokio::select! {
                         _ = stop.cancelled() => return,
                         p = tokio::time::timeout(limit, prober.probe(&host, check)) => {
                             p.unwrap_or_else(|_| Probe::Error("ERROR: Timeout".into()))
                         }
                     };
+                    table.record_latency(&host, check, started.elapsed());
                     table.observe(&host, check, probe, clock.now(), schedule.trap_period);
                     tokio::select! {
                         _ = stop.cancelled() => return,

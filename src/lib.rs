@@ -17,6 +17,7 @@ pub mod group;
 pub mod leader;
 pub mod lease;
 pub mod membership;
+pub mod metrics;
 pub mod probe;
 pub mod replica;
 pub mod shared;

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod arp;
 pub mod client;
+pub mod metrics;
 pub mod monitors;
 pub mod mysql;
 pub mod ops;

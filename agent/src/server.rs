@@ -34,6 +34,7 @@ where
         .route(STATUS_PATH, post(set_status::<M, V, N>))
         .route(SYSTEM_PATH, get(system::<M, V, N>))
         .route(CLEAR_BAD_ROLES_PATH, post(clear_bad_roles::<M, V, N>))
+        .route(crate::metrics::METRICS_PATH, get(metrics::<M, V, N>))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }
@@ -72,6 +73,20 @@ async fn set_status<M: Mysql, V: Vips, N: Monitors>(
         Ok(reply) => Json(reply).into_response(),
         Err(r) => refused(r),
     }
+}
+
+async fn metrics<M: Mysql, V: Vips, N: Monitors>(
+    State(agent): State<Arc<Agent<M, V, N>>>,
+) -> Response {
+    let text = crate::metrics::agent(&agent.system_status().await);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn system<M: Mysql, V: Vips, N: Monitors>(

@@ -105,25 +105,17 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> io:
             return Ok(EXIT_ERROR);
         }
     };
-    if cli.words.first().map(String::as_str) == Some("status") {
-        if cli.words.len() > 1 {
+    match cli.words.first().map(String::as_str) {
+        Some(word @ ("status" | "history")) if cli.words.len() > 1 => {
             let e = cli::command().error(
                 clap::error::ErrorKind::TooManyValues,
-                "'status' takes no arguments",
+                format!("'{word}' takes no arguments"),
             );
             return clap_error(&e, out, err);
         }
-        return group_status(&client, &replicas, cli.json, out);
-    }
-    if cli.words.first().map(String::as_str) == Some("history") {
-        if cli.words.len() > 1 {
-            let e = cli::command().error(
-                clap::error::ErrorKind::TooManyValues,
-                "'history' takes no arguments",
-            );
-            return clap_error(&e, out, err);
-        }
-        return history(&cli, &client, &replicas, out, err);
+        Some("status") => return group_status(&client, &replicas, cli.json, out),
+        Some("history") => return history(&cli, &client, &replicas, out, err),
+        _ => {}
     }
     mmm_command(&cli, &client, &replicas, out, err)
 }

@@ -30,6 +30,7 @@ use tokio::sync::RwLock;
 pub const DBS: [&str; 4] = ["db1", "db2", "db3", "db4"];
 const MONS: [&str; 3] = ["mon1", "mon2", "mon3"];
 const MONITOR_PORT: u16 = 9988;
+const AGENT_PORT: u16 = 9989;
 
 /// Tunables of a lab run, written into the configuration.
 #[derive(Debug, Clone)]
@@ -325,17 +326,14 @@ impl Cluster {
         out
     }
 
-    /// Sends a request to the monitors from the client host, trying each replica until one
-    /// answers with a success and a body that decodes.
-    async fn ask<T, F>(&self, request: F) -> Option<T>
+    /// Sends a request from the client host to each address in turn until one answers with a
+    /// success and a body that `decode` accepts.
+    async fn fetch<T, D, F>(&self, addrs: Vec<SocketAddr>, decode: D, request: F) -> Option<T>
     where
-        T: serde::de::DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        D: Fn(&str) -> Option<T> + Send + 'static,
         F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder + Send + 'static,
     {
-        let addrs: Vec<SocketAddr> = MONS
-            .iter()
-            .map(|m| SocketAddr::new(self.host(m).ip.into(), MONITOR_PORT))
-            .collect();
         let client = self.host("client").clone();
         tokio::task::spawn_blocking(move || {
             client.run_async(move || async move {
@@ -346,8 +344,8 @@ impl Cluster {
                 for addr in addrs {
                     if let Ok(r) = request(&http, addr).send().await {
                         if r.status().is_success() {
-                            if let Ok(reply) = r.json::<T>().await {
-                                return Some(reply);
+                            if let Some(v) = r.text().await.ok().as_deref().and_then(&decode) {
+                                return Some(v);
                             }
                         }
                     }
@@ -358,6 +356,44 @@ impl Cluster {
         .await
         .expect("join")
         .expect("namespace")
+    }
+
+    fn monitor_addrs(&self) -> Vec<SocketAddr> {
+        MONS.iter()
+            .map(|m| SocketAddr::new(self.host(m).ip.into(), MONITOR_PORT))
+            .collect()
+    }
+
+    /// Sends a request to the monitors from the client host, trying each replica until one
+    /// answers with a success and a body that decodes.
+    async fn ask<T, F>(&self, request: F) -> Option<T>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+        F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder + Send + 'static,
+    {
+        self.fetch(
+            self.monitor_addrs(),
+            |body| serde_json::from_str(body).ok(),
+            request,
+        )
+        .await
+    }
+
+    /// `/metrics` of a monitor replica (`mon1`...) or of a host's agent (`db1`...).
+    pub async fn metrics(&self, name: &str) -> String {
+        let port = if name.starts_with("mon") {
+            MONITOR_PORT
+        } else {
+            AGENT_PORT
+        };
+        let addr = SocketAddr::new(self.host(name).ip.into(), port);
+        self.fetch(
+            vec![addr],
+            |body| Some(body.to_string()),
+            |http, addr| http.get(format!("http://{addr}/metrics")),
+        )
+        .await
+        .unwrap_or_default()
     }
 
     /// Sends an mmm_control command line to the monitors.
@@ -850,7 +886,34 @@ pub async fn fail_over_tuned(
     if new_writer != "db1" {
         completed_in_history(&g, new_writer).await;
     }
+    metrics_show(&g, new_writer).await;
     outage
+}
+
+/// The monitors' and agents' `/metrics` say who writes: the leader's role and lease, the new
+/// writer's agent active under a lease.
+async fn metrics_show(c: &Cluster, writer: &str) {
+    let leader = MONS[leader_index(c).await];
+    let text = c.metrics(leader).await;
+    for want in [
+        "mmm_raft_is_leader 1".to_string(),
+        format!(
+            "mmm_role{{role=\"writer\",ip=\"{}\",host=\"{writer}\"}} 1",
+            c.writer_vip
+        ),
+        format!("mmm_host_state{{host=\"{writer}\",state=\"ONLINE\"}} 1"),
+        "mmm_writer_lease_remaining_seconds ".to_string(),
+    ] {
+        assert!(
+            text.contains(&want),
+            "{leader}'s /metrics lacks '{want}':\n{text}"
+        );
+    }
+    let agent = c.metrics(writer).await;
+    assert!(
+        agent.contains("mmm_agent_writer_active 1"),
+        "{writer}'s agent /metrics:\n{agent}"
+    );
 }
 
 /// The failover is in the replicated history: db1 to `new_writer`, completed once the new
