@@ -3,15 +3,8 @@
 # Each phase prints its duration so a slow step is visible.
 set -euo pipefail
 cd "$(dirname "$0")"
-
-phase() {
-    local name=$1
-    shift
-    local start=$SECONDS
-    echo "=== ${name}"
-    "$@"
-    echo "=== ${name}: $((SECONDS - start)) s"
-}
+# shellcheck source=docker/lib.sh
+. docker/lib.sh
 
 core_is_pure() {
     # The core has no IO: none of these may appear among its normal dependencies.

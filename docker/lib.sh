@@ -1,4 +1,5 @@
-# Shell helpers of the host-side scripts (demo.sh, docker/build-images.sh, docker/smoke.sh):
+# Shell helpers of the host-side scripts (test.sh, demo.sh, docker/build-images.sh,
+# docker/smoke.sh):
 # `die` and `phase`, which prints a phase's name and its duration. Sourced, not run.
 
 die() {

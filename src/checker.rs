@@ -154,7 +154,6 @@ impl Table {
         }
     }
 
-    /// How many checks have a verdict.
     /// Records how long a probe took (for `/metrics`).
     pub fn record_latency(&self, host: &HostName, check: CheckKind, took: Duration) {
         self.lock().latencies.insert((host.clone(), check), took);
@@ -169,6 +168,7 @@ impl Table {
             .collect()
     }
 
+    /// How many checks have a verdict.
     pub fn len(&self) -> usize {
         self.lock().verdicts.len()
     }

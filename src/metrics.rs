@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use mmm_agent::metrics::{labels, Sheet};
+use mmm_agent::metrics::{flag, labels, Sheet};
 use mmm_core::{CheckKind, ClusterState, HostName, HostState, Mode, Topology};
 
 /// What one scrape reads.
@@ -35,14 +35,6 @@ pub struct Snapshot<'a> {
     pub latencies: Vec<(HostName, CheckKind, Duration)>,
     /// Leader only: the writer's lease left, counted from this leader's last grant.
     pub lease_left: Option<Duration>,
-}
-
-fn flag(b: bool) -> f64 {
-    if b {
-        1.0
-    } else {
-        0.0
-    }
 }
 
 const STATES: [HostState; 7] = [

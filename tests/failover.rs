@@ -85,7 +85,7 @@ async fn a_replica_whose_replication_breaks_hands_its_reader_vip_over_until_fixe
     let c = Cluster::start(Tuning::default()).await;
     let limit = Duration::from_secs(20);
     wait_until(&c, limit, "db3 holds one reader VIP", async || {
-        c.readers_on("db3").await == 1 && c.readers_each_on_one_host().await
+        c.reader_vips_on("db3").await == Some(1)
     })
     .await;
 
@@ -105,8 +105,7 @@ async fn a_replica_whose_replication_breaks_hands_its_reader_vip_over_until_fixe
         "db3 REPLICATION_FAIL, its reader VIP on another reader",
         async || {
             c.shown("db3").await.contains("slave/REPLICATION_FAIL.")
-                && c.readers_on("db3").await == 0
-                && c.readers_each_on_one_host().await
+                && c.reader_vips_on("db3").await == Some(0)
         },
     )
     .await;
@@ -126,8 +125,7 @@ async fn a_replica_whose_replication_breaks_hands_its_reader_vip_over_until_fixe
         "db3 ONLINE with a reader VIP again",
         async || {
             c.shown("db3").await.contains("slave/ONLINE.")
-                && c.readers_on("db3").await == 1
-                && c.readers_each_on_one_host().await
+                && c.reader_vips_on("db3").await == Some(1)
         },
     )
     .await;

@@ -81,7 +81,8 @@ pub fn labels<const N: usize>(pairs: [(&str, &str); N]) -> Labels {
         .collect()
 }
 
-fn flag(b: bool) -> f64 {
+/// A boolean as a gauge value: 1 or 0.
+pub fn flag(b: bool) -> f64 {
     if b {
         1.0
     } else {

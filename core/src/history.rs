@@ -39,6 +39,11 @@ impl Failover {
     pub fn took_ms(&self) -> Option<u64> {
         self.active.map(|a| a.0.saturating_sub(self.decided.0))
     }
+
+    /// Whether this change made `host` the writer at `epoch` and waits for its confirmation.
+    pub fn awaits(&self, host: &HostName, epoch: Epoch) -> bool {
+        self.epoch == epoch && self.to.as_ref() == Some(host) && self.active.is_none()
+    }
 }
 
 /// Appends an entry, dropping the oldest beyond [`HISTORY_LEN`].
@@ -47,13 +52,6 @@ pub(crate) fn record(history: &mut Vec<Failover>, entry: Failover) {
     if history.len() > HISTORY_LEN {
         let excess = history.len() - HISTORY_LEN;
         history.drain(..excess);
-    }
-}
-
-impl Failover {
-    /// Whether this change made `host` the writer at `epoch` and waits for its confirmation.
-    pub fn awaits(&self, host: &HostName, epoch: Epoch) -> bool {
-        self.epoch == epoch && self.to.as_ref() == Some(host) && self.active.is_none()
     }
 }
 

@@ -168,12 +168,18 @@ fn history(
         }
         failure => group_failure(&failure, out)?,
     };
-    if cli.verbose {
+    print_notes(cli.verbose, notes, err)?;
+    Ok(code)
+}
+
+/// With `--verbose`, which replica answered and what was tried, on stderr.
+fn print_notes(verbose: bool, notes: Vec<String>, err: &mut dyn Write) -> io::Result<()> {
+    if verbose {
         for n in notes {
             writeln!(err, "mmm_control: {n}")?;
         }
     }
-    Ok(code)
+    Ok(())
 }
 
 /// Prints a clap error (or help, or version) where clap says, and returns clap's status.
@@ -330,11 +336,7 @@ fn mmm_command(
             failure => group_failure(&failure, out)?,
         }
     };
-    if verbose {
-        for n in notes {
-            writeln!(err, "mmm_control: {n}")?;
-        }
-    }
+    print_notes(verbose, notes, err)?;
     if matches!(command, Command::Invalid(_)) {
         if let Some(option) = misplaced_option(&cli.words) {
             writeln!(

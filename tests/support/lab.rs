@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mmm_agent::metrics::METRICS_PATH;
 use mmm_core::api::{CommandReply, CommandRequest, StateReply, COMMAND_PATH, STATE_PATH};
 use mmm_core::Failover;
 use mmm_testkit::mariadb::{self, MariaDb};
@@ -390,7 +391,7 @@ impl Cluster {
         self.fetch(
             vec![addr],
             |body| Some(body.to_string()),
-            |http, addr| http.get(format!("http://{addr}/metrics")),
+            |http, addr| http.get(format!("http://{addr}{METRICS_PATH}")),
         )
         .await
         .unwrap_or_default()
@@ -479,43 +480,30 @@ impl Cluster {
             .to_string()
     }
 
-    /// For each reader VIP, the hosts that have it on their interface.
-    pub async fn reader_holders(&self) -> Vec<(Ipv4Addr, Vec<String>)> {
-        let mut out: Vec<(Ipv4Addr, Vec<String>)> = self
-            .reader_vips
-            .iter()
-            .map(|ip| (*ip, Vec::new()))
-            .collect();
-        for db in DBS {
-            let host = self.lab.host(db).clone();
-            let addrs = tokio::task::spawn_blocking(move || host.ipv4_addresses())
-                .await
-                .expect("join")
-                .expect("ip addr");
-            for (ip, holders) in &mut out {
+    /// The IPv4 addresses on `db`'s interface, as `ip addr` prints them (`a.b.c.d/len`).
+    async fn addresses(&self, db: &str) -> anyhow::Result<Vec<String>> {
+        let host = self.lab.host(db).clone();
+        tokio::task::spawn_blocking(move || host.ipv4_addresses())
+            .await
+            .expect("join")
+    }
+
+    /// How many reader VIPs are on `db`'s interface, if every reader VIP is on exactly one
+    /// host; `None` while one is on none or on several.
+    pub async fn reader_vips_on(&self, db: &str) -> Option<usize> {
+        let mut holders = vec![Vec::new(); self.reader_vips.len()];
+        for host in DBS {
+            let addrs = self.addresses(host).await.expect("ip addr");
+            for (ip, on) in self.reader_vips.iter().zip(&mut holders) {
                 if addrs.contains(&format!("{ip}/32")) {
-                    holders.push(db.to_string());
+                    on.push(host);
                 }
             }
         }
-        out
-    }
-
-    /// The reader VIPs on `db`'s interface.
-    pub async fn readers_on(&self, db: &str) -> usize {
-        self.reader_holders()
-            .await
+        holders
             .iter()
-            .filter(|(_, holders)| holders.iter().any(|h| h == db))
-            .count()
-    }
-
-    /// Whether every reader VIP is on exactly one host.
-    pub async fn readers_each_on_one_host(&self) -> bool {
-        self.reader_holders()
-            .await
-            .iter()
-            .all(|(_, holders)| holders.len() == 1)
+            .all(|on| on.len() == 1)
+            .then(|| holders.iter().filter(|on| on.contains(&db)).count())
     }
 
     /// The client host.
@@ -548,16 +536,11 @@ pub struct Sample {
 async fn sample(c: &Cluster) -> Sample {
     let vip = format!("{}/32", c.writer_vip);
     let probes = DBS.iter().enumerate().map(|(i, db)| {
-        let vip = vip.clone();
+        let vip = &vip;
         async move {
             let ro = c.dbs[i].scalar("SELECT @@read_only").await;
             let writable = matches!(ro.as_ref().map(|v| v.as_deref()), Ok(Some("0")));
-            let host = c.lab.host(db).clone();
-            let has_vip = tokio::task::spawn_blocking(move || {
-                host.ipv4_addresses().is_ok_and(|a| a.contains(&vip))
-            })
-            .await
-            .unwrap_or(false);
+            let has_vip = c.addresses(db).await.is_ok_and(|a| a.contains(vip));
             (db.to_string(), writable, has_vip)
         }
     });
