@@ -749,21 +749,25 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
     }
 
-    /// Watches the local server every `every`. While it does not answer, the agent reports
+    /// Watches the local server every `every`: its process (the pid file, when the hand knows
+    /// one), then a ping. While it is gone or does not answer, the agent reports
     /// it to the monitor group (every `every`, until the leader's own probe confirms it): the
     /// fast failover path.
     pub async fn run_mysql_watch(&self, every: Duration) {
         let mut alive = true;
         let mut confirmed = false;
+        let limit = every.max(Duration::from_millis(200));
         loop {
-            let up = tokio::time::timeout(every.max(Duration::from_millis(200)), self.mysql.ping())
-                .await
-                .unwrap_or_else(|_| {
-                    Err(crate::ops::MysqlError::Timeout {
-                        what: "a ping of the local mysqld".into(),
-                        timeout: every.max(Duration::from_millis(200)),
-                    })
-                });
+            let up = match self.mysql.process_gone() {
+                Some(gone) => Err(format!("mysqld is gone: {gone}")),
+                None => match tokio::time::timeout(limit, self.mysql.ping()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("mysqld does not answer: {e}")),
+                    Err(_) => Err(format!(
+                        "mysqld does not answer: no reply to a ping within {limit:?}"
+                    )),
+                },
+            };
             match up {
                 Ok(()) => {
                     if !alive {
@@ -780,7 +784,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     if !confirmed {
                         let report = HostReport {
                             host: self.settings.host.clone(),
-                            message: format!("mysqld does not answer: {e}"),
+                            message: e,
                         };
                         match self.monitors.report(&report).await {
                             Ok(r) if r.confirmed => {

@@ -2,7 +2,8 @@
 //!
 //! `ops` defines the agent's hands behind traits: `vip` puts VIPs on the cluster interface with
 //! rtnetlink and announces them with gratuitous ARP (`arp`), `mysql` drives the local server
-//! with mysql_async (read_only, killing client sessions, relay-log catch-up, re-pointing).
+//! with mysql_async (read_only, killing client sessions, relay-log catch-up, re-pointing),
+//! and `pidfile` watches its process.
 //! `agent` is the logic over those traits (status, lease, fencing, reconciliation), `store` its
 //! durable memory, `monitors` its way to the monitor group for leases, `protocol` and `server`
 //! its HTTP API, `client` the monitor's side of it, and `settings` turns the configuration
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod mysql;
 pub mod ops;
+pub mod pidfile;
 pub mod protocol;
 pub mod server;
 pub mod settings;

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use mmm_agent::agent::Agent;
 use mmm_agent::monitors::HttpMonitors;
+use mmm_agent::pidfile::PidState;
 use mmm_agent::settings::{self, AgentConfig};
 use mmm_agent::store::Store;
 use mmm_agent::vip::NetlinkVips;
@@ -108,7 +109,18 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         cfg.mysql_password.clone(),
     );
     options.catchup_timeout = cfg.settings.catchup_timeout;
+    options.pidfile = Some(cfg.mysql_pidfile.clone());
     let mysql = mmm_agent::mysql::Server::new(options);
+    match mysql.pidfile_state() {
+        Some(PidState::Alive(pid)) => {
+            tracing::info!(pidfile = %cfg.mysql_pidfile.display(), pid, "watching the local mysqld's process")
+        }
+        Some(PidState::Unknown(why) | PidState::Gone(why)) => tracing::info!(
+            reason = %why,
+            "mysql_pidfile names no live process yet; the local mysqld is watched by ping until it does"
+        ),
+        None => {}
+    }
     let monitors = HttpMonitors::new(cfg.monitors.clone(), Duration::from_millis(500))
         .map_err(|e| anyhow!(e))?;
     let store = Store::new(&cfg.state_dir);

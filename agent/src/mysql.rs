@@ -40,6 +40,7 @@ use crate::ops::{
     BinlogPos, Killed, Mysql, MysqlError, ReplicaStatus, RepointMethod, Repointed, ServerStatus,
     Source,
 };
+use crate::pidfile::{PidFile, PidState};
 
 /// Default [`ServerOptions::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -100,6 +101,8 @@ pub struct ServerOptions {
     /// How long [`Server::repoint`] waits for the relay log to be applied before it changes
     /// the source (the config's `catchup_timeout`).
     pub catchup_timeout: Duration,
+    /// The server's pid file (`mysql_pidfile`), a second sign of its death for the watch.
+    pub pidfile: Option<PathBuf>,
 }
 
 impl ServerOptions {
@@ -138,6 +141,7 @@ impl ServerOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
             catchup_timeout: DEFAULT_CATCHUP_TIMEOUT,
+            pidfile: None,
         }
     }
 }
@@ -995,6 +999,7 @@ pub struct Server {
     connector: Connector,
     pool: StdMutex<Pool>,
     catchup_timeout: Duration,
+    pidfile: Option<PidFile>,
 }
 
 impl fmt::Debug for Server {
@@ -1018,7 +1023,13 @@ impl Server {
             ),
             pool: StdMutex::new(Pool::default()),
             catchup_timeout: options.catchup_timeout,
+            pidfile: options.pidfile.map(PidFile::new),
         }
+    }
+
+    /// What the pid file says now, when one is watched.
+    pub fn pidfile_state(&self) -> Option<PidState> {
+        self.pidfile.as_ref().map(PidFile::check)
     }
 
     /// host:port or the socket path.
@@ -1387,6 +1398,14 @@ impl Mysql for Server {
     /// An idle connection's ping, or a fresh connection.
     async fn ping(&self) -> Result<(), MysqlError> {
         self.lease().await.map(drop)
+    }
+
+    /// `mysql_pidfile` names a process that is gone (see [`PidFile`]).
+    fn process_gone(&self) -> Option<String> {
+        match self.pidfile.as_ref()?.check() {
+            PidState::Gone(reason) => Some(reason),
+            PidState::Alive(_) | PidState::Unknown(_) => None,
+        }
     }
 
     /// `@@version`, `read_only`, `super_read_only` (MySQL), `Uptime`, `SHOW MASTER STATUS`, the

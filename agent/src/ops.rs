@@ -193,6 +193,12 @@ pub struct Killed {
 pub trait Mysql: Send + Sync {
     /// A cheap liveness probe (an already open connection's ping, or a fresh connect).
     fn ping(&self) -> impl Future<Output = Result<(), MysqlError>> + Send;
+    /// Whether the server's process is known to be gone (its pid file names no live process),
+    /// with how that was seen; `None` when it runs or nothing is known. Cheap: the watch asks
+    /// before every ping.
+    fn process_gone(&self) -> Option<String> {
+        None
+    }
     /// The server's status: variables, binlog position, replication.
     fn status(&self) -> impl Future<Output = Result<ServerStatus, MysqlError>> + Send;
     /// `read_only` on or off. On: `read_only=1` (and `super_read_only=1` where it exists).

@@ -5,13 +5,15 @@
 //! [`NetlinkVips::new`]; the ARP socket to that of the thread polling [`Vips::add`]. In the
 //! daemon both are the host's.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use tokio::task::AbortHandle;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::arp::{self, ArpConfig};
 use crate::ops::{VipError, Vips};
@@ -27,6 +29,9 @@ pub struct NetlinkVips {
     handle: rtnetlink::Handle,
     connection: AbortHandle,
     arp: ArpConfig,
+    /// VIPs added whose gratuitous ARP burst failed: the next `add` announces them again,
+    /// since the LAN may still send their traffic to the previous holder.
+    unannounced: Mutex<BTreeSet<Ipv4Addr>>,
 }
 
 /// What a VIP operation needs to know about the interface, looked up afresh every time so that
@@ -61,6 +66,7 @@ impl NetlinkVips {
             handle,
             connection,
             arp: ArpConfig::default(),
+            unannounced: Mutex::new(BTreeSet::new()),
         };
         let link = vips.link().await?;
         debug!(
@@ -121,6 +127,49 @@ impl NetlinkVips {
         })
     }
 
+    /// Sends a gratuitous ARP burst for `ip` from `link`, and remembers whether it went out.
+    async fn announce(&self, link: &Link, ip: Ipv4Addr) -> Result<(), VipError> {
+        let sent = match link.mac {
+            Some(mac) => arp::announce(link.index, mac, ip, &self.arp)
+                .await
+                .map_err(|e| e.to_string()),
+            None => Err("the interface has no Ethernet address".to_owned()),
+        };
+        self.set_unannounced(ip, sent.is_err());
+        sent.map_err(|reason| VipError::Arp {
+            ip: ip.into(),
+            interface: self.interface.clone(),
+            reason,
+        })?;
+        debug!(
+            %ip,
+            interface = %self.interface,
+            rounds = self.arp.count,
+            interval = ?self.arp.interval,
+            "gratuitous ARP burst sent"
+        );
+        Ok(())
+    }
+
+    fn is_unannounced(&self, ip: Ipv4Addr) -> bool {
+        self.unannounced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&ip)
+    }
+
+    fn set_unannounced(&self, ip: Ipv4Addr, pending: bool) {
+        let mut set = self
+            .unannounced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending {
+            set.insert(ip);
+        } else {
+            set.remove(&ip);
+        }
+    }
+
     /// Every address on interface `index`.
     async fn addresses(&self, index: u32, op: &str) -> Result<Vec<Address>, VipError> {
         let messages: Vec<AddressMessage> = self
@@ -166,15 +215,22 @@ impl Vips for NetlinkVips {
     }
 
     /// Adds `ip/32` unless `ip` is already on the interface (with any prefix length: then
-    /// `Ok(false)` and nothing is sent), then sends a gratuitous ARP burst. If the burst fails the
-    /// address stays on the interface and [`VipError::Arp`] is returned.
+    /// `Ok(false)`), then sends a gratuitous ARP burst. If the burst fails the address stays on
+    /// the interface, [`VipError::Arp`] is returned, and every later `add` of that VIP sends
+    /// the burst again until one goes out (still answering `Ok(false)`: it was there already).
+    /// An address already there and announced sends nothing.
     async fn add(&self, ip: IpAddr) -> Result<bool, VipError> {
         let v4 = ipv4(ip)?;
         let link = self.link().await?;
         let op = format!("adding {ip}/32 to '{}'", self.interface);
         let present = self.addresses(link.index, &op).await?;
         if present.iter().any(|address| address.ip == ip) {
-            debug!(%ip, interface = %self.interface, "VIP already on the interface");
+            if self.is_unannounced(v4) {
+                self.announce(&link, v4).await?;
+                info!(%ip, interface = %self.interface, "gratuitous ARP sent for the VIP after an earlier failure");
+            } else {
+                debug!(%ip, interface = %self.interface, "VIP already on the interface");
+            }
             return Ok(false);
         }
         match self
@@ -192,31 +248,17 @@ impl Vips for NetlinkVips {
             Err(e) => return Err(VipError::Netlink(format!("{op}: {}", describe(&e)))),
         }
         debug!(%ip, interface = %self.interface, "VIP added to the interface");
-        let arp_error = |reason: String| VipError::Arp {
-            ip,
-            interface: self.interface.clone(),
-            reason,
-        };
-        let mac = link
-            .mac
-            .ok_or_else(|| arp_error("the interface has no Ethernet address".to_owned()))?;
-        arp::announce(link.index, mac, v4, &self.arp)
-            .await
-            .map_err(|e| arp_error(e.to_string()))?;
-        debug!(
-            %ip,
-            interface = %self.interface,
-            rounds = self.arp.count,
-            interval = ?self.arp.interval,
-            "gratuitous ARP burst sent"
-        );
+        if let Err(e) = self.announce(&link, v4).await {
+            warn!(%ip, interface = %self.interface, error = %e, "the VIP is on the interface but its gratuitous ARP failed; it is sent again on the next check");
+            return Err(e);
+        }
         Ok(true)
     }
 
     /// Deletes `ip/32` if it is there. The same address with another prefix length (say, the
     /// host's own `/24`) is not a VIP and is left alone (`Ok(false)`).
     async fn remove(&self, ip: IpAddr) -> Result<bool, VipError> {
-        ipv4(ip)?;
+        let v4 = ipv4(ip)?;
         let link = self.link().await?;
         let op = format!("removing {ip}/32 from '{}'", self.interface);
         let present = self.addresses(link.index, &op).await?;
@@ -227,7 +269,9 @@ impl Vips for NetlinkVips {
             debug!(%ip, interface = %self.interface, "no such VIP (/32) on the interface");
             return Ok(false);
         };
-        match self.handle.address().del(vip.message).execute().await {
+        let deleted = self.handle.address().del(vip.message).execute().await;
+        self.set_unannounced(v4, false);
+        match deleted {
             Ok(()) => {
                 debug!(%ip, interface = %self.interface, "VIP removed from the interface");
                 Ok(true)

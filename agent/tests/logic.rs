@@ -31,6 +31,10 @@ struct World {
     default_grant: Option<Result<u64, RenewError>>,
     /// The local mysqld does not answer.
     mysqld_down: bool,
+    /// A ping never returns (a hung server).
+    ping_hangs: bool,
+    /// What the pid file says: the server's process is gone.
+    process_gone: Option<String>,
     /// What the monitor answers to a report: confirmed or not.
     confirm_reports: bool,
 }
@@ -73,6 +77,9 @@ impl Vips for Shared {
 
 impl Mysql for Shared {
     async fn ping(&self) -> Result<(), MysqlError> {
+        if self.with(|w| w.ping_hangs) {
+            std::future::pending::<()>().await;
+        }
         if self.with(|w| w.mysqld_down) {
             return Err(MysqlError::Unreachable {
                 addr: "127.0.0.1:3306".into(),
@@ -80,6 +87,9 @@ impl Mysql for Shared {
             });
         }
         Ok(())
+    }
+    fn process_gone(&self) -> Option<String> {
+        self.with(|w| w.process_gone.clone())
     }
     async fn status(&self) -> Result<ServerStatus, MysqlError> {
         Ok(ServerStatus {
@@ -543,5 +553,49 @@ async fn a_dead_mysqld_is_reported_until_the_monitor_confirms_it_and_again_after
     world.with(|w| w.mysqld_down = true);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(world.take_ops().len(), 1, "a new death is reported again");
+    watch.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gone_process_is_reported_without_waiting_for_a_hung_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let watch = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_mysql_watch(Duration::from_millis(100)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(world.take_ops(), Vec::<String>::new());
+
+    // The connection hangs (a dying server's socket) but its process is gone.
+    world.with(|w| {
+        w.ping_hangs = true;
+        w.process_gone = Some("its process 42 (from /run/mysqld/mysqld.pid) is gone".into());
+    });
+    let t0 = tokio::time::Instant::now();
+    while world.with(|w| w.ops.is_empty()) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        t0.elapsed() <= Duration::from_millis(100),
+        "reported within one watch interval, not after the ping's limit: {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        world.take_ops(),
+        ["report mysqld is gone: its process 42 (from /run/mysqld/mysqld.pid) is gone"]
+    );
+
+    // A hung server whose process runs: reported once the ping's limit ran out.
+    world.with(|w| w.process_gone = None);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let ops = world.take_ops();
+    assert!(
+        ops.iter()
+            .all(|o| o == "report mysqld does not answer: no reply to a ping within 200ms"),
+        "{ops:?}"
+    );
+    assert!(!ops.is_empty(), "a hung server is reported too");
     watch.abort();
 }

@@ -1,12 +1,13 @@
 //! `mysql::Server` against real MariaDB servers (Debian's `mariadb-server`, started by
 //! `mmm-testkit`): read_only, the connection killer on demotion, the relay-log catch-up before a
 //! promotion, re-pointing replicas by GTID and by file/position, status, and failures
-//! (kill -9, SIGSTOP, wrong credentials).
+//! (kill -9, SIGSTOP, wrong credentials), and the server's process seen through its pid file.
 
 use std::time::{Duration, Instant};
 
 use mmm_agent::mysql::{Endpoint, Server, ServerOptions};
 use mmm_agent::ops::{Mysql, MysqlError, ReplicaStatus, RepointMethod, Repointed, Source};
+use mmm_agent::pidfile::PidState;
 use mmm_config::Secret;
 use mmm_testkit::mariadb::{MariaDb, AGENT_PASSWORD, AGENT_USER, REPL_PASSWORD, REPL_USER};
 use mysql_async::prelude::Queryable;
@@ -24,6 +25,7 @@ fn options(db: &MariaDb) -> ServerOptions {
         connect_timeout: Duration::from_secs(1),
         query_timeout: QUERY_TIMEOUT,
         catchup_timeout: Duration::from_secs(5),
+        pidfile: None,
     }
 }
 
@@ -652,4 +654,36 @@ async fn unreachable_when_killed_or_hung() {
     db.restart().await.expect("restart");
     s.ping().await.expect("ping after restart");
     assert!(!s.status().await.expect("status").read_only);
+}
+
+#[tokio::test]
+async fn the_pid_file_shows_a_killed_or_stopped_server_gone_and_a_hung_one_alive() {
+    let mut db = MariaDb::start(1).await.expect("MariaDB starts");
+    let s = Server::new(ServerOptions {
+        pidfile: Some(db.pidfile()),
+        ..options(&db)
+    });
+    let pid = db.pid().expect("running");
+    assert_eq!(s.pidfile_state(), Some(PidState::Alive(pid)));
+    assert_eq!(s.process_gone(), None);
+
+    // Hung is not dead: the ping decides that one.
+    db.freeze().expect("SIGSTOP");
+    assert_eq!(s.process_gone(), None, "a stopped process still runs");
+    db.thaw().expect("SIGCONT");
+
+    // kill -9 leaves the pid file behind, naming a process that is no more.
+    db.kill9();
+    let gone = s.process_gone().expect("a killed server is gone");
+    assert!(gone.contains(&format!("process {pid} ")), "{gone}");
+
+    db.restart().await.expect("restart");
+    let pid = db.pid().expect("running again");
+    assert_eq!(s.pidfile_state(), Some(PidState::Alive(pid)));
+    assert_eq!(s.process_gone(), None);
+
+    // A clean shutdown removes the file.
+    db.stop().await.expect("stop");
+    let gone = s.process_gone().expect("a stopped server is gone");
+    assert!(gone.contains("was removed"), "{gone}");
 }

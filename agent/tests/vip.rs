@@ -266,3 +266,74 @@ fn ipv6_vips_are_refused_and_nothing_is_configured() {
     })
     .expect("run in namespace");
 }
+
+#[test]
+fn a_failed_burst_is_sent_again_by_the_next_add_and_then_not_again() {
+    let lab = Lab::new(&["db1", "client"]).expect("lab");
+    let (db, client) = (lab.host("db1"), lab.host("client"));
+    let vip = lab.spare_ip(5);
+    let mac = parse_mac(&db.mac().expect("MAC"));
+    let is_for_vip = |frame: &Vec<u8>| frame.len() >= 42 && frame[28..32] == vip.octets();
+    let capture = PacketCapture::open(&client.ns, HOST_INTERFACE, ETHERTYPE_ARP).expect("capture");
+    let arp = ArpConfig {
+        count: 2,
+        interval: Duration::from_millis(10),
+    };
+
+    db.run_async(|| async {
+        let vips = NetlinkVips::new(HOST_INTERFACE)
+            .await
+            .expect("new")
+            .with_arp(arp);
+        // A link that is down cannot send: the address goes on, the burst fails.
+        db.exec(&["ip", "link", "set", HOST_INTERFACE, "down"])
+            .expect("link down");
+        match vips.add(vip.into()).await {
+            Err(VipError::Arp { ip, reason, .. }) => {
+                assert_eq!(ip, IpAddr::from(vip));
+                assert!(reason.contains("down"), "{reason}");
+            }
+            other => panic!("add on a down link: {other:?}"),
+        }
+        assert!(vips
+            .configured()
+            .await
+            .expect("configured")
+            .contains(&vip.into()));
+        // Still failing: still an error, still pending.
+        assert!(matches!(
+            vips.add(vip.into()).await,
+            Err(VipError::Arp { .. })
+        ));
+
+        db.exec(&["ip", "link", "set", HOST_INTERFACE, "up"])
+            .expect("link up");
+        assert!(
+            !vips.add(vip.into()).await.expect("the retry goes out"),
+            "the address was there already"
+        );
+        let frames: Vec<Vec<u8>> = capture
+            .frames(Duration::from_millis(300))
+            .expect("frames")
+            .into_iter()
+            .filter(is_for_vip)
+            .collect();
+        let request = gratuitous_frame(ArpOp::Request, mac, vip).to_vec();
+        let reply = gratuitous_frame(ArpOp::Reply, mac, vip).to_vec();
+        assert_eq!(
+            frames,
+            [request.clone(), reply.clone(), request, reply],
+            "the retry is a whole burst"
+        );
+
+        assert!(!vips.add(vip.into()).await.expect("no-op"));
+        let again = capture
+            .frames(Duration::from_millis(300))
+            .expect("frames")
+            .into_iter()
+            .filter(is_for_vip)
+            .count();
+        assert_eq!(again, 0, "an announced VIP is not announced again");
+    })
+    .expect("run in namespace");
+}

@@ -312,7 +312,7 @@ impl MariaDb {
                     self.host()
                 }
             ))
-            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+            .arg(format!("--pid-file={}", self.pidfile().display()))
             .arg(format!("--log-error={}", self.error_log().display()))
             .arg(format!("--server-id={}", self.server_id))
             .arg("--log-bin=mysql-bin")
@@ -399,6 +399,11 @@ impl MariaDb {
     /// Its Unix socket.
     pub fn socket_path(&self) -> PathBuf {
         self.dir.path().join("mariadbd.sock")
+    }
+
+    /// Its pid file (`--pid-file`).
+    pub fn pidfile(&self) -> PathBuf {
+        self.dir.path().join("mariadbd.pid")
     }
 
     /// Its error log.

@@ -211,10 +211,11 @@ impl Cluster {
                 _ => ("slave", ""),
             };
             hosts += &format!(
-                "<host {db}>\n    ip {}\n    mode {mode}\n{peer}    state_dir {}/{db}-state\n    pid_path {}/{db}-agent.pid\n</host>\n",
+                "<host {db}>\n    ip {}\n    mode {mode}\n{peer}    state_dir {}/{db}-state\n    pid_path {}/{db}-agent.pid\n    mysql_pidfile {}\n</host>\n",
                 h.ip,
                 d.display(),
-                d.display()
+                d.display(),
+                self.dbs[i].pidfile().display()
             );
         }
         let nodes: String = MONS
