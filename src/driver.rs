@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mmm_agent::client::{AgentClient, CallError};
-use mmm_agent::protocol::{ClearBadRoles, Pong, StatusReply, SystemStatus, WriterState};
+use mmm_agent::protocol::{ClearBadRoles, Pong, SetStatus, StatusReply, SystemStatus, WriterState};
 use mmm_core::{
-    agent_status, AgentReport, AgentStatus, ClusterState, Event, HostName, HostState, Mode, RoleIp,
-    StartupReport, SystemReport, Time, Topology,
+    agent_status, AgentReport, AgentStatus, ClusterState, Epoch, Event, HostName, HostState, Mode,
+    RoleIp, StartupReport, SystemReport, Time, Topology,
 };
 use tokio::sync::mpsc;
 
@@ -67,6 +67,9 @@ pub struct Driver {
     retry_at: BTreeMap<HostName, Time>,
     failing_since: BTreeMap<HostName, Time>,
     cleared: BTreeSet<HostName>,
+    /// Per writer epoch, the last position the old writer reported once demoted: the new
+    /// writer executes it before taking writes (a planned move loses no write).
+    drained: BTreeMap<Epoch, String>,
     last_ping: Option<Time>,
     logged_block: Option<String>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -91,6 +94,7 @@ impl Driver {
             retry_at: BTreeMap::new(),
             failing_since: BTreeMap::new(),
             cleared: BTreeSet::new(),
+            drained: BTreeMap::new(),
             last_ping: None,
             logged_block: None,
             done_tx,
@@ -136,7 +140,12 @@ impl Driver {
                         continue;
                     }
                 }
-                self.send_status(desired);
+                let catch_up_to = if writer.as_ref() == Some(host) {
+                    self.drained.get(&st.epoch).cloned()
+                } else {
+                    None
+                };
+                self.send_status(desired, catch_up_to);
             }
         }
         if self.last_ping.is_none_or(|t| now.since(t) >= PING_EVERY) {
@@ -149,20 +158,24 @@ impl Driver {
         }
     }
 
-    fn send_status(&mut self, status: AgentStatus) {
+    fn send_status(&mut self, status: AgentStatus, catch_up_to: Option<String>) {
         let host = status.host.clone();
         let Some(addr) = self.agents.get(&host).copied() else {
             return;
         };
         self.in_flight.insert(host.clone());
-        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, "sending status to agent");
+        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, catch_up_to = ?catch_up_to, "sending status to agent");
         let client = self.client.clone();
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
-            let result = client.set_status(addr, &status, STATUS_TIMEOUT).await;
+            let req = SetStatus {
+                status,
+                catch_up_to,
+            };
+            let result = client.set_status(addr, &req, STATUS_TIMEOUT).await;
             let _ = tx.send(Done::Status {
                 host,
-                status,
+                status: req.status,
                 result,
             });
         });
@@ -203,6 +216,7 @@ impl Driver {
                                 epoch: status.epoch,
                             });
                         }
+                        self.drained_at(topo, st, &host, &status, &reply);
                         self.acknowledged(topo, &host, status, &reply);
                         (host, true, Some(reply.uptime_secs))
                     }
@@ -267,6 +281,33 @@ impl Driver {
             }
         }
         events
+    }
+
+    /// Remembers the position a demoted writer reported at the epoch that took the role away
+    /// from it: the first report, made right after its fence.
+    fn drained_at(
+        &mut self,
+        topo: &Topology,
+        st: &ClusterState,
+        host: &HostName,
+        status: &AgentStatus,
+        reply: &StatusReply,
+    ) {
+        let Some(position) = reply.position.as_ref() else {
+            return;
+        };
+        let was_writer = st
+            .history
+            .iter()
+            .any(|f| f.epoch == status.epoch && f.from.as_ref() == Some(host));
+        if was_writer
+            && !status.holds(&topo.active_master_role)
+            && !matches!(reply.writer, WriterState::Active { .. })
+            && !self.drained.contains_key(&status.epoch)
+        {
+            tracing::info!(host = %host, epoch = status.epoch.0, position = %position, "the demoted writer stopped writing at this position");
+            self.drained.insert(status.epoch, position.clone());
+        }
     }
 
     fn acknowledged(

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::monitors::{Monitors, RenewError};
 use crate::ops::{Mysql, RepointMethod, Source, Vips};
-use crate::protocol::{ClearBadRoles, Cleared, StatusReply, SystemStatus, WriterState};
+use crate::protocol::{ClearBadRoles, Cleared, SetStatus, StatusReply, SystemStatus, WriterState};
 use crate::store::{Persisted, Store, StoreError};
 
 /// A role as the configuration defines it.
@@ -238,13 +238,36 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
     /// MMM's SET_STATUS: records the status durably, then makes the host match it.
     pub async fn apply_status(&self, status: AgentStatus) -> Result<StatusReply, Refusal> {
+        self.apply(SetStatus {
+            status,
+            catch_up_to: None,
+        })
+        .await
+    }
+
+    /// [`Agent::apply_status`], and for a new writer the old writer's last position to
+    /// execute before taking writes (kept while the writer epoch stays the same).
+    pub async fn apply(&self, req: SetStatus) -> Result<StatusReply, Refusal> {
+        let SetStatus {
+            status,
+            catch_up_to,
+        } = req;
         let mut inner = self.inner.lock().await;
         self.check_host_and_epoch(status.host.as_str(), status.epoch.0, inner.persisted.epoch)?;
         self.check_roles(&status.roles)?;
         let old = inner.persisted.told.clone();
+        let writer_epoch = writer_epoch_of(Some(&status), &self.settings.writer_role);
+        let catch_up_to = match writer_epoch {
+            None => None,
+            Some(e) if writer_epoch_of(old.as_ref(), &self.settings.writer_role) == Some(e) => {
+                catch_up_to.or_else(|| inner.persisted.catch_up_to.clone())
+            }
+            Some(_) => catch_up_to,
+        };
         let new_persisted = Persisted {
             epoch: status.epoch.0.max(inner.persisted.epoch),
             told: Some(status.clone()),
+            catch_up_to,
         };
         if new_persisted != inner.persisted {
             self.store.save(&new_persisted)?;
@@ -330,6 +353,22 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
         let epoch = inner.persisted.epoch;
         drop(inner);
+        // A master that does not write says how far it got: if it was the writer, the new one
+        // waits for exactly that before it takes writes.
+        let position = if self.settings.mode == HostMode::Master
+            && new_writer_epoch.is_none()
+            && !self.gate.lock().await.active
+        {
+            match self.mysql.executed_position().await {
+                Ok(p) => p,
+                Err(e) => {
+                    log.failed(format!("reading the executed GTID position: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(StatusReply {
             host: self.settings.host.clone(),
             epoch,
@@ -337,6 +376,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             failed: log.failed,
             writer: self.writer_state().await,
             uptime_secs: uptime_secs(),
+            position,
         })
     }
 
@@ -363,17 +403,28 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     /// Promotion: relay log applied, then a lease, then writable with the VIP.
     async fn promote(&self, epoch: u64, inner: &mut Inner, log: &mut Log) {
         if inner.caught_up != Some(epoch) {
-            match self
-                .mysql
-                .wait_relay_applied(self.settings.catchup_timeout)
-                .await
-            {
-                Ok(()) => {
+            let limit = self.settings.catchup_timeout;
+            let caught_up = match inner.persisted.catch_up_to.clone() {
+                Some(p) => self
+                    .mysql
+                    .wait_executed(&p, limit)
+                    .await
+                    .map(|()| format!("executed the old writer's last position {p}"))
+                    .map_err(|e| format!("waiting for the old writer's last writes: {e}")),
+                None => self
+                    .mysql
+                    .wait_relay_applied(limit)
+                    .await
+                    .map(|()| "relay log applied".to_string())
+                    .map_err(|e| format!("waiting for the relay log: {e}")),
+            };
+            match caught_up {
+                Ok(done) => {
                     inner.caught_up = Some(epoch);
-                    log.done("relay log applied".into());
+                    tracing::info!(host = %self.settings.host, epoch, "{done}");
+                    log.done(done);
                 }
-                Err(e) => {
-                    let reason = format!("waiting for the relay log: {e}");
+                Err(reason) => {
                     self.gate.lock().await.waiting = reason.clone();
                     log.failed(reason);
                     return;

@@ -5,12 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mmm_core::api::ApiError;
-use mmm_core::AgentStatus;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ClearBadRoles, Cleared, Pong, StatusReply, SystemStatus, CLEAR_BAD_ROLES_PATH, PING_PATH,
-    STATUS_PATH, SYSTEM_PATH,
+    ClearBadRoles, Cleared, Pong, SetStatus, StatusReply, SystemStatus, CLEAR_BAD_ROLES_PATH,
+    PING_PATH, STATUS_PATH, SYSTEM_PATH,
 };
 
 /// A call to an agent that failed.
@@ -97,7 +96,7 @@ impl AgentClient {
     pub async fn set_status(
         &self,
         addr: SocketAddr,
-        status: &AgentStatus,
+        status: &SetStatus,
         timeout: Duration,
     ) -> Result<StatusReply, CallError> {
         let sent = self

@@ -31,6 +31,7 @@ use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use mmm_config::Secret;
+use mmm_core::gtid::GtidPos;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
 use tokio::time::{sleep, timeout, Instant};
@@ -891,6 +892,18 @@ impl Lease<'_> {
             .collect()
     }
 
+    /// MariaDB's executed GTIDs: `gtid_binlog_pos` merged with `gtid_slave_pos`.
+    async fn mariadb_executed(&mut self) -> Result<GtidPos, MysqlError> {
+        let text = "SELECT @@gtid_binlog_pos AS b, @@gtid_slave_pos AS s";
+        let rows = self.query(text).await?;
+        let row = rows.first().ok_or_else(|| unexpected(text, "no row"))?;
+        let parse = |column: &str| {
+            let value = row.column(&[column]).cloned().flatten().unwrap_or_default();
+            GtidPos::parse(&value).map_err(|e| unexpected(text, e.to_string()))
+        };
+        Ok(parse("b")?.merge(&parse("s")?))
+    }
+
     async fn flavor(&mut self) -> Result<Flavor, MysqlError> {
         let text = "SELECT @@version AS version";
         let rows = self.query(text).await?;
@@ -1532,6 +1545,66 @@ impl Mysql for Server {
     /// an error fails at once with `Last_SQL_Error`; a thread stopped without one is waited
     /// for (it may be restarted in time), and the [`MysqlError::Timeout`] then says that the
     /// SQL thread is not running.
+    /// MariaDB: `gtid_binlog_pos` merged with `gtid_slave_pos` (what it wrote or logged, and
+    /// what it applied as a replica, which a server without `log_slave_updates` has only
+    /// there). MySQL: `@@gtid_executed` (MySQL path: unit-tested only).
+    async fn executed_position(&self) -> Result<Option<String>, MysqlError> {
+        let mut lease = self.lease().await?;
+        let flavor = lease.flavor().await?;
+        let position = if flavor.mariadb {
+            lease.mariadb_executed().await?.to_string()
+        } else {
+            let vars = lease.variables(&["gtid_executed"]).await?;
+            vars.get("gtid_executed").cloned().unwrap_or_default()
+        };
+        Ok(Some(position.trim().to_string()).filter(|p| !p.is_empty()))
+    }
+
+    /// MariaDB: polls [`Mysql::executed_position`] every 10 ms until it covers `position`
+    /// (`MASTER_GTID_WAIT` looks at `gtid_slave_pos` only, which lacks what this server wrote
+    /// itself). MySQL: `WAIT_FOR_EXECUTED_GTID_SET` (unit-tested only).
+    async fn wait_executed(&self, position: &str, limit: Duration) -> Result<(), MysqlError> {
+        let mut lease = self.lease().await?;
+        let flavor = lease.flavor().await?;
+        if !flavor.mariadb {
+            let sql = gtid_wait_sql(flavor, position, limit);
+            let answer = lease
+                .select_value(&sql, limit + self.connector.query_timeout)
+                .await?;
+            return match answer {
+                Some(0) => Ok(()),
+                Some(1) => Err(MysqlError::Timeout {
+                    what: format!("executing the GTID set {position}"),
+                    timeout: limit,
+                }),
+                other => Err(unexpected(sql.shown(), format!("answered {other:?}"))),
+            };
+        }
+        let wanted = GtidPos::parse(position).map_err(|e| MysqlError::Unexpected {
+            query: "the position to wait for".into(),
+            reason: e.to_string(),
+        })?;
+        let deadline = Instant::now() + limit;
+        loop {
+            let have = lease.mariadb_executed().await?;
+            let missing = have.missing(&wanted);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                return Err(MysqlError::Timeout {
+                    what: format!(
+                        "executing GTID position {wanted} (at {have}, {} not reached)",
+                        missing.join(",")
+                    ),
+                    timeout: limit,
+                });
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn wait_relay_applied(&self, timeout: Duration) -> Result<(), MysqlError> {
         let mut lease = self.lease().await?;
         let flavor = lease.flavor().await?;

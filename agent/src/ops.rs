@@ -219,6 +219,17 @@ pub trait Mysql: Send + Sync {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), MysqlError>> + Send;
+    /// What this server has executed, as a GTID position (MariaDB: per domain the later of
+    /// `gtid_binlog_pos` and `gtid_slave_pos`) or set (MySQL: `@@gtid_executed`); `None`
+    /// when it has no GTIDs. A demoted writer reports it so the new writer can wait for it.
+    fn executed_position(&self) -> impl Future<Output = Result<Option<String>, MysqlError>> + Send;
+    /// Waits until this server has executed `position` (another server's
+    /// [`Mysql::executed_position`]), at most `timeout`.
+    fn wait_executed(
+        &self,
+        position: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), MysqlError>> + Send;
     /// Makes this server replicate from `source`: `STOP SLAVE`, `CHANGE MASTER TO ...` (by GTID
     /// or at the new master's current binlog position), `START SLAVE`.
     fn repoint(

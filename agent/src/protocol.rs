@@ -15,7 +15,7 @@ use crate::ops::ServerStatus;
 
 /// `GET`: a `Pong` (MMM's PING).
 pub const PING_PATH: &str = "/agent/ping";
-/// `POST` an `AgentStatus`, answered with a `StatusReply` (MMM's SET_STATUS).
+/// `POST` a `SetStatus`, answered with a `StatusReply` (MMM's SET_STATUS).
 pub const STATUS_PATH: &str = "/agent/status";
 /// `GET`: a `SystemStatus` (MMM's GET_SYSTEM_STATUS and GET_AGENT_STATUS).
 pub const SYSTEM_PATH: &str = "/agent/system";
@@ -52,6 +52,19 @@ pub enum WriterState {
     },
 }
 
+/// A status to apply (the body of `POST` [`STATUS_PATH`]): what the committed state gives
+/// the host, and for a new writer the position it must have executed before it takes writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetStatus {
+    /// The host's status.
+    #[serde(flatten)]
+    pub status: AgentStatus,
+    /// The old writer's last executed GTID position, as it reported it once demoted; absent
+    /// when it could not report one (then the promotion waits for the relay log only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_to: Option<String>,
+}
+
 /// What applying a status did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReply {
@@ -67,6 +80,10 @@ pub struct StatusReply {
     pub writer: WriterState,
     /// The machine's uptime in seconds.
     pub uptime_secs: f64,
+    /// What the server has executed, reported by a master that is not the active writer (a
+    /// demoted writer's last writes, for the new writer to wait for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 impl StatusReply {

@@ -10,13 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::ApiError;
-use mmm_core::AgentStatus;
 
 use crate::agent::{uptime_secs, Agent, Refusal};
 use crate::monitors::Monitors;
 use crate::ops::{Mysql, Vips};
 use crate::protocol::{
-    ClearBadRoles, Pong, CLEAR_BAD_ROLES_PATH, PING_PATH, STATUS_PATH, SYSTEM_PATH,
+    ClearBadRoles, Pong, SetStatus, CLEAR_BAD_ROLES_PATH, PING_PATH, STATUS_PATH, SYSTEM_PATH,
 };
 
 /// The largest request body accepted.
@@ -67,9 +66,9 @@ async fn ping<M: Mysql, V: Vips, N: Monitors>(
 
 async fn set_status<M: Mysql, V: Vips, N: Monitors>(
     State(agent): State<Arc<Agent<M, V, N>>>,
-    Json(status): Json<AgentStatus>,
+    Json(req): Json<SetStatus>,
 ) -> Response {
-    match agent.apply_status(status).await {
+    match agent.apply(req).await {
         Ok(reply) => Json(reply).into_response(),
         Err(r) => refused(r),
     }

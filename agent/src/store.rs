@@ -21,6 +21,10 @@ pub struct Persisted {
     pub epoch: u64,
     /// The status last applied.
     pub told: Option<AgentStatus>,
+    /// When `told` makes this host the writer: the old writer's last position to execute
+    /// before taking writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_to: Option<String>,
 }
 
 /// Reading or writing the state file failed.
@@ -124,6 +128,7 @@ mod tests {
                 active_master: Some(HostName::from("db1")),
                 epoch: Epoch(7),
             }),
+            catch_up_to: Some("0-1-42".into()),
         };
         Store::new(dir.path()).save(&saved).unwrap();
         assert_eq!(Store::new(dir.path()).load().unwrap(), saved);

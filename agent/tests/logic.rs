@@ -12,7 +12,7 @@ use mmm_agent::monitors::{Monitors, RenewError};
 use mmm_agent::ops::{
     Killed, Mysql, MysqlError, RepointMethod, Repointed, ServerStatus, Source, VipError, Vips,
 };
-use mmm_agent::protocol::WriterState;
+use mmm_agent::protocol::{SetStatus, WriterState};
 use mmm_agent::store::Store;
 use mmm_config::Secret;
 use mmm_core::api::{HostReport, LeaseGrant, LeaseRequest, ReportReply};
@@ -35,6 +35,10 @@ struct World {
     ping_hangs: bool,
     /// What the pid file says: the server's process is gone.
     process_gone: Option<String>,
+    /// The server's executed GTID position.
+    executed: Option<String>,
+    /// `wait_executed` fails (the position never arrives).
+    never_executes: bool,
     /// What the monitor answers to a report: confirmed or not.
     confirm_reports: bool,
 }
@@ -113,6 +117,19 @@ impl Mysql for Shared {
     async fn kill_client_sessions(&self, _: u32, _: Duration) -> Result<Killed, MysqlError> {
         self.with(|w| w.ops.push("kill".into()));
         Ok(Killed::default())
+    }
+    async fn executed_position(&self) -> Result<Option<String>, MysqlError> {
+        Ok(self.with(|w| w.executed.clone()))
+    }
+    async fn wait_executed(&self, position: &str, timeout: Duration) -> Result<(), MysqlError> {
+        self.with(|w| w.ops.push(format!("wait {position}")));
+        if self.with(|w| w.never_executes) {
+            return Err(MysqlError::Timeout {
+                what: format!("executing GTID position {position}"),
+                timeout,
+            });
+        }
+        Ok(())
     }
     async fn wait_relay_applied(&self, _: Duration) -> Result<(), MysqlError> {
         self.with(|w| w.ops.push("catch-up".into()));
@@ -598,4 +615,65 @@ async fn a_gone_process_is_reported_without_waiting_for_a_hung_ping() {
     );
     assert!(!ops.is_empty(), "a hung server is reported too");
     watch.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_demoted_master_reports_where_it_stopped_and_a_new_writer_executes_that_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.grants.push_back(Ok(1));
+        w.executed = Some("0-1-500".into());
+    });
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let reply = a.apply_status(writer(1)).await.unwrap();
+    assert_eq!(reply.position, None, "an active writer reports no position");
+    world.take_ops();
+    let reply = a
+        .apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.position.as_deref(),
+        Some("0-1-500"),
+        "read after the fence"
+    );
+
+    // Writer again at epoch 3, told to catch up with another host's last position first: it
+    // waits for it instead of the relay log, and stays read-only until it has it.
+    world.with(|w| {
+        w.never_executes = true;
+        w.default_grant = Some(Ok(3));
+    });
+    world.take_ops();
+    let req = SetStatus {
+        status: writer(3),
+        catch_up_to: Some("0-2-900".into()),
+    };
+    let reply = a.apply(req).await.unwrap();
+    assert!(
+        matches!(&reply.writer, WriterState::Waiting { reason } if reason.contains("the old writer's last writes")),
+        "{reply:?}"
+    );
+    assert_eq!(world.take_ops(), ["vip- 10.0.0.101", "wait 0-2-900"]);
+    assert!(world.with(|w| w.read_only), "still read-only");
+
+    // A resent status without the position (another leader) keeps it; the lease loop retries.
+    a.apply_status(writer(3)).await.unwrap();
+    world.with(|w| w.never_executes = false);
+    world.take_ops();
+    let lease = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_lease().await }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ops = world.take_ops();
+    let wait = ops.iter().position(|o| o == "wait 0-2-900");
+    let writable = ops.iter().position(|o| o == "read_only=0");
+    assert!(
+        wait.is_some() && writable.is_some() && wait < writable,
+        "the position first, then writable: {ops:?}"
+    );
+    assert!(!ops.contains(&"catch-up".to_string()), "{ops:?}");
+    lease.abort();
 }

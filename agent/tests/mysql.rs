@@ -687,3 +687,72 @@ async fn the_pid_file_shows_a_killed_or_stopped_server_gone_and_a_hung_one_alive
     let gone = s.process_gone().expect("a stopped server is gone");
     assert!(gone.contains("was removed"), "{gone}");
 }
+
+#[tokio::test]
+async fn a_new_writer_waits_until_it_has_executed_the_old_writers_last_position() {
+    let mut dbs = MariaDb::start_many(&[1, 2]).await.expect("MariaDB starts");
+    let b = dbs.pop().unwrap();
+    let a = dbs.pop().unwrap();
+    b.replicate_from(&a, true)
+        .await
+        .expect("b replicates from a");
+    b.wait_replicating(Duration::from_secs(10))
+        .await
+        .expect("running");
+    a.exec(SCHEMA).await.expect("schema");
+    insert(&a, 3).await;
+    let (sa, sb) = (server(&a), server(&b));
+    let old = sa
+        .executed_position()
+        .await
+        .expect("position")
+        .expect("a has GTIDs");
+    sb.wait_executed(&old, Duration::from_secs(10))
+        .await
+        .expect("b gets there");
+
+    // b stops receiving; a writes on: b cannot have a's last writes.
+    b.exec("STOP SLAVE IO_THREAD").await.expect("stop IO");
+    insert(&a, 2).await;
+    let last = sa
+        .executed_position()
+        .await
+        .expect("position")
+        .expect("GTIDs");
+    assert_ne!(last, old);
+    let t0 = Instant::now();
+    let e = sb
+        .wait_executed(&last, Duration::from_millis(300))
+        .await
+        .expect_err("b lacks a's last writes");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "waited the limit"
+    );
+    match &e {
+        MysqlError::Timeout { what, .. } => assert!(what.contains(&last), "{e}"),
+        other => panic!("{other}"),
+    }
+
+    // Once it receives them, the wait ends; b's own later writes do not confuse it.
+    b.exec("START SLAVE IO_THREAD").await.expect("start IO");
+    sb.wait_executed(&last, Duration::from_secs(10))
+        .await
+        .expect("b caught up");
+    insert(&b, 1).await;
+    let b_now = sb
+        .executed_position()
+        .await
+        .expect("position")
+        .expect("GTIDs");
+    sb.wait_executed(&last, Duration::ZERO)
+        .await
+        .expect("still covered after b's own write");
+    assert_ne!(b_now, last, "b's own write is in its position: {b_now}");
+
+    let e = sb
+        .wait_executed("not-a-position", Duration::ZERO)
+        .await
+        .expect_err("garbage");
+    assert!(e.to_string().contains("not-a-position"), "{e}");
+}

@@ -61,6 +61,11 @@ pub enum Command {
     },
     /// Anything else; answered with MMM's "Invalid command" and the help text.
     Invalid(String),
+    /// `switchover <host>` (not in MMM): a planned move of the active master role to a healthy
+    /// host while the current writer is healthy too. The old writer stops writing (VIP off,
+    /// read_only=1, sessions killed) and reports its last GTID position; the new writer takes
+    /// writes only once it has executed that position, so no acknowledged write is lost.
+    Switchover(String),
 }
 
 impl Command {
@@ -97,6 +102,7 @@ impl Command {
                 ip: s(1),
                 host: s(2),
             },
+            (Some("switchover"), 2) => Command::Switchover(s(1)),
             _ => Command::Invalid(line.to_string()),
         }
     }
@@ -139,6 +145,7 @@ impl fmt::Display for Command {
                 write!(f, "move_role {flag}{role} {host}")
             }
             Command::SetIp { ip, host } => write!(f, "set_ip {ip} {host}"),
+            Command::Switchover(h) => write!(f, "switchover {h}"),
             Command::Invalid(line) => f.write_str(line),
         }
     }
@@ -160,6 +167,7 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, cmd: &Command) -> String {
             force: true,
         } => forced_move_role(ctx, role, host),
         Command::SetIp { ip, host } => set_ip(ctx, ip, host),
+        Command::Switchover(host) => switchover(ctx, host),
         Command::SetActive => set_active(ctx),
         Command::SetManual => set_manual(ctx),
         Command::SetPassive => set_passive(ctx),
@@ -425,6 +433,73 @@ fn try_move_role(ctx: &mut Ctx<'_>, role_name: &str, name: &str) -> Result<Strin
     Ok(format!(
         "OK: Role '{role}' has been moved from '{}' to '{host}'. Now you can wait some time and check new roles info!",
         or_empty(&old)
+    ))
+}
+
+fn switchover(ctx: &mut Ctx<'_>, name: &str) -> String {
+    match try_switchover(ctx, name) {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+/// A planned writer move: both hosts healthy (ONLINE, agents reachable, every check passing),
+/// the monitor in ACTIVE or MANUAL mode, the new writer able to take the role.
+fn try_switchover(ctx: &mut Ctx<'_>, name: &str) -> Result<String, String> {
+    let role = ctx.topo.active_master_role.clone();
+    let (role, host) = role_and_host(ctx, role.as_str(), name)?;
+    let old = ctx.st.exclusive_owner(&role).cloned();
+    let Some(old) = old else {
+        return Err(format!(
+            "ERROR: No host has the '{role}' role: there is no writer to switch over from. Use 'move_role {role} {host}'."
+        ));
+    };
+    // The new writer must replicate, and be current, to catch up; the old one only has to
+    // be alive to stop writing and say where it stopped.
+    let needs: [(&HostName, &[CheckKind]); 2] = [
+        (&old, &[CheckKind::Ping, CheckKind::Mysql]),
+        (&host, &CheckKind::ALL),
+    ];
+    for (h, checks) in needs {
+        let state = ctx.st.state_of(h);
+        if state != HostState::Online {
+            return Err(format!(
+                "ERROR: Host '{h}' is '{state}': a switchover needs both hosts ONLINE. Use 'move_role' (or 'move_role --force') instead."
+            ));
+        }
+        let failing: Vec<&str> = checks
+            .iter()
+            .filter(|c| !ctx.st.check(h, **c))
+            .map(|c| c.as_str())
+            .collect();
+        if !failing.is_empty() {
+            return Err(format!(
+                "ERROR: Host '{h}' fails the check(s) {}: not switching over to or from it.",
+                failing.join(", ")
+            ));
+        }
+        if !agent_reachable(ctx, h) {
+            return Err(format!(
+                "ERROR: Can't reach agent daemon on '{h}'! Can't switch over."
+            ));
+        }
+    }
+    let old = move_role_checks(ctx, &role, &host)?.unwrap_or(old);
+    let prefer = ctx.topo.roles.get(&role).and_then(|r| r.prefer.clone());
+    if ctx.st.mode == Mode::Active && prefer.as_ref() == Some(&old) {
+        return Err(format!(
+            "ERROR: Role '{role}' is assigned to preferred host '{old}'. Can't move it!"
+        ));
+    }
+    let ip = exclusive_ip(ctx, &role)?;
+    ctx.notice(Notice::AdminMovedRole {
+        role: role.clone(),
+        from: Some(old.clone()),
+        to: host.clone(),
+        forced: false,
+    });
+    ctx.set_role(&role, ip, &host);
+    Ok(format!(
+        "OK: Switching role '{role}' over from '{old}' to '{host}': '{old}' stops writing, '{host}' takes writes once it has executed everything '{old}' wrote."
     ))
 }
 

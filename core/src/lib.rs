@@ -32,6 +32,7 @@
 //! | Orphans, fewest roles (writer 0.5), prefer, failback, balancing (§1.5) | every script in `roles/` |
 //! | Every mmm_control command and each of its replies, in MMM's order of checks (§1.2) | every script in `commands/`, one per reply string |
 //! | Failover and the seed document's test; epochs; fencing; re-pointing (§1.7) | every script in `failover/` |
+//! | `switchover` (not in MMM): a planned writer move between two healthy hosts | `commands/switchover_*` |
 
 pub mod api;
 pub mod commands;
@@ -39,6 +40,7 @@ pub mod detector;
 pub mod fence;
 #[cfg(test)]
 mod fixtures;
+pub mod gtid;
 pub mod history;
 pub mod notice;
 pub mod observe;
