@@ -14,7 +14,7 @@ use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use mmm_core::api::{HostReport, LeaseRequest};
-use mmm_core::{AgentStatus, HostMode, HostName, HostState, RoleIp, RoleName};
+use mmm_core::{AgentStatus, HostMode, HostState, RoleIp, RoleName};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
@@ -145,6 +145,9 @@ pub struct Agent<M, V, N> {
     gate: Mutex<Gate>,
     /// The epoch at which this host is told to be writer (read without the `inner` lock).
     writer_epoch: SyncMutex<Option<u64>>,
+    /// The highest epoch seen and the status last told, as in `inner` (read without its
+    /// lock, which a promotion holds while it catches up: pings and metrics never wait).
+    seen: SyncMutex<(u64, Option<AgentStatus>)>,
     lease: SyncMutex<Lease>,
     renew_every: SyncMutex<Duration>,
     lease_changed: Notify,
@@ -181,11 +184,12 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             monitors,
             store,
             inner: Mutex::new(Inner {
-                persisted,
+                persisted: persisted.clone(),
                 ..Inner::default()
             }),
             gate: Mutex::new(Gate::default()),
             writer_epoch: SyncMutex::new(writer_epoch),
+            seen: SyncMutex::new((persisted.epoch, persisted.told.clone())),
             lease: SyncMutex::new(Lease::default()),
             renew_every: SyncMutex::new(renew_every),
             lease_changed: Notify::new(),
@@ -199,7 +203,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
     /// The highest epoch seen.
     pub async fn epoch(&self) -> u64 {
-        self.inner.lock().await.persisted.epoch
+        lock(&self.seen).0
     }
 
     fn check_host_and_epoch(&self, host: &str, epoch: u64, seen: u64) -> Result<(), Refusal> {
@@ -238,11 +242,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
     /// MMM's SET_STATUS: records the status durably, then makes the host match it.
     pub async fn apply_status(&self, status: AgentStatus) -> Result<StatusReply, Refusal> {
-        self.apply(SetStatus {
-            status,
-            catch_up_to: None,
-        })
-        .await
+        self.apply(status.into()).await
     }
 
     /// [`Agent::apply_status`], and for a new writer the old writer's last position to
@@ -271,6 +271,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         };
         if new_persisted != inner.persisted {
             self.store.save(&new_persisted)?;
+            *lock(&self.seen) = (new_persisted.epoch, new_persisted.told.clone());
             inner.persisted = new_persisted;
         }
         inner.confirmed = true;
@@ -320,17 +321,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
         }
 
-        if let Some(master) = status.active_master.as_ref().map(HostName::as_str) {
-            let repoint = self.settings.mode == HostMode::Slave
-                && !matches!(
-                    status.state,
-                    HostState::AdminOffline | HostState::HardOffline
-                )
-                && master != self.settings.host
-                && inner.repointed_to.as_deref() != Some(master);
-            if repoint {
-                self.repoint(master, &mut inner, &mut log).await;
-            }
+        if let Some(master) = self.due_repoint(&inner) {
+            self.repoint(&master, &mut inner, &mut log).await;
         }
 
         // Every told reader VIP, not only the new ones: after a restart or a reboot the
@@ -378,6 +370,18 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             uptime_secs: uptime_secs(),
             position,
         })
+    }
+
+    /// The master this slave must be re-pointed to: the told active master, unless it
+    /// replicates from it already (or is offline).
+    fn due_repoint(&self, inner: &Inner) -> Option<String> {
+        let told = inner.persisted.told.as_ref()?;
+        let master = told.active_master.as_ref()?.as_str();
+        let due = self.settings.mode == HostMode::Slave
+            && !matches!(told.state, HostState::AdminOffline | HostState::HardOffline)
+            && master != self.settings.host
+            && inner.repointed_to.as_deref() != Some(master);
+        due.then(|| master.to_string())
     }
 
     async fn repoint(&self, master: &str, inner: &mut Inner, log: &mut Log) {
@@ -688,7 +692,16 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 }
             }
         }
-        if let Ok(inner) = self.inner.try_lock() {
+        if let Ok(mut inner) = self.inner.try_lock() {
+            // A re-pointing that failed (the new master may not have the slave's last GTID
+            // yet while it catches up) is tried again on every pass.
+            if let Some(master) = self.due_repoint(&inner) {
+                let mut log = Log::default();
+                self.repoint(&master, &mut inner, &mut log).await;
+                if log.failed.is_empty() {
+                    fixed.push(format!("re-pointed to {master} after an earlier failure"));
+                }
+            }
             let told: Vec<RoleIp> = inner
                 .persisted
                 .told
@@ -757,10 +770,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
 
     /// MMM's GET_SYSTEM_STATUS and GET_AGENT_STATUS together.
     pub async fn system_status(&self) -> SystemStatus {
-        let (epoch, told) = {
-            let inner = self.inner.lock().await;
-            (inner.persisted.epoch, inner.persisted.told.clone())
-        };
+        let (epoch, told) = lock(&self.seen).clone();
         let (mysql, mysql_error) = match self.mysql.status().await {
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e.to_string())),

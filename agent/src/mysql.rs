@@ -1635,6 +1635,13 @@ impl Mysql for Server {
         let current = lease.replica_status(flavor).await?;
         if let Some(r) = &current {
             if r.master_host.eq_ignore_ascii_case(&source.host) && r.master_port == source.port {
+                if !(r.io_running && r.sql_running) {
+                    // Pointed there by an earlier attempt whose START SLAVE failed (the new
+                    // master lacked this replica's last GTID while catching up): start again.
+                    lease.exec(&Sql::plain(flavor.start_replica())).await?;
+                    self.verify_running(&mut lease, flavor, source).await?;
+                    info!(addr = %self.connector.addr, source = %source.name, "replication from the new master started");
+                }
                 debug!(addr = %self.connector.addr, source = %source.name, "already replicating from the new master");
                 return Ok(Repointed::AlreadyThere);
             }

@@ -172,7 +172,8 @@ pub enum RepointMethod {
 /// What a re-pointing did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Repointed {
-    /// Already replicating from that source; nothing changed.
+    /// Already pointed at that source; nothing changed but, if its threads were stopped, a
+    /// `START SLAVE`.
     AlreadyThere,
     /// Re-pointed by GTID.
     Gtid,

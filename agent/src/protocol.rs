@@ -65,6 +65,16 @@ pub struct SetStatus {
     pub catch_up_to: Option<String>,
 }
 
+impl From<AgentStatus> for SetStatus {
+    /// A status with nothing to catch up to.
+    fn from(status: AgentStatus) -> Self {
+        SetStatus {
+            status,
+            catch_up_to: None,
+        }
+    }
+}
+
 /// What applying a status did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReply {

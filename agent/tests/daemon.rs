@@ -258,7 +258,7 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
         Box::pin(async move {
             c.set_status(
                 agent_addr,
-                &status(&[("writer", writer_ip), ("reader", reader_ip)], 1),
+                &status(&[("writer", writer_ip), ("reader", reader_ip)], 1).into(),
                 Duration::from_secs(20),
             )
             .await
@@ -292,7 +292,7 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
     // Stale epoch and another host: refused, nothing changes.
     let refused = call(&mon, move |c| {
         Box::pin(async move {
-            c.set_status(agent_addr, &status(&[], 0), Duration::from_secs(5))
+            c.set_status(agent_addr, &status(&[], 0).into(), Duration::from_secs(5))
                 .await
         })
     });
@@ -304,7 +304,7 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
     other.host = HostName::new("db2");
     let refused = call(&mon, move |c| {
         Box::pin(async move {
-            c.set_status(agent_addr, &other, Duration::from_secs(5))
+            c.set_status(agent_addr, &other.clone().into(), Duration::from_secs(5))
                 .await
         })
     });

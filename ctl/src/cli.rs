@@ -24,6 +24,9 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (mmm-raft; MMM 2.
 /// MMM's default timeout for talking to the monitor, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: &str = "10";
 
+/// How long `switchover` waits for the new writer by default, in seconds.
+pub const DEFAULT_WAIT_SECS: &str = "30";
+
 const ABOUT: &str = "MMM's command line client, against any replica of the mmm-raft monitor group";
 
 const AFTER_HELP: &str = "\
@@ -51,6 +54,11 @@ mmm-raft commands (new, not in MMM):
   history                           - every writer change (newest 100): epoch, when it was
                                       decided, old and new writer, how long until the new
                                       writer confirmed, and why
+  switchover <host>                 - planned move of the writer to <host>: the writer
+                                      stops writing, <host> takes writes once it has
+                                      executed all of them (no acknowledged write is lost);
+                                      waits until <host> writes (--wait) and says how long
+                                      it took
 
 Options go before the command: everything after it is sent to the monitor untouched.
 With --json, show and checks print the replicated state, status prints every replica's view,
@@ -90,6 +98,10 @@ pub struct Cli {
     /// Print JSON instead of MMM's text.
     #[arg(long)]
     pub json: bool,
+
+    /// switchover: how many seconds to wait for the new writer to take writes.
+    #[arg(long, value_name = "SECS", default_value = DEFAULT_WAIT_SECS, value_parser = parse_timeout)]
+    pub wait: Duration,
 
     /// Give up after this many seconds in all (each connection attempt gets at most 1 s).
     #[arg(long, value_name = "SECS", default_value = DEFAULT_TIMEOUT_SECS, value_parser = parse_timeout)]

@@ -18,8 +18,8 @@
 //! print MMM's sentence without Perl's " at FILE line 34.").
 //!
 //! `history` reads the replicated failover history from the state any replica serves.
-//!
-//! Not here yet: `switchover`.
+//! `switchover <host>` sends the command, then follows that history until the new writer has
+//! confirmed the role, and says how long the move took.
 //!
 //! Tests: unit tests beside the code; `ctl/tests/control.rs` runs the binary against in-test
 //! monitor replicas that answer with the real `mmm_core`.
@@ -115,6 +115,9 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> io:
         }
         Some("status") => return group_status(&client, &replicas, cli.json, out),
         Some("history") => return history(&cli, &client, &replicas, out, err),
+        Some("switchover") if cli.words.len() == 2 => {
+            return switchover(&cli, &client, &replicas, out, err)
+        }
         _ => {}
     }
     mmm_command(&cli, &client, &replicas, out, err)
@@ -170,6 +173,105 @@ fn history(
     };
     print_notes(cli.verbose, notes, err)?;
     Ok(code)
+}
+
+/// The replicated state, from any replica; `Err` with the exit status after printing why
+/// there is none.
+fn read_state(
+    client: &Client,
+    replicas: &[Replica],
+    notes: &mut Vec<String>,
+    out: &mut dyn Write,
+) -> io::Result<Result<mmm_core::ClusterState, u8>> {
+    let outcome: Outcome<StateReply> =
+        client.ask(replicas, Request::Get(STATE_PATH), true, &mut |n| {
+            notes.push(n)
+        });
+    match outcome {
+        Outcome::Answer { value, .. } => match value.state {
+            Some(state) => Ok(Ok(state)),
+            None => {
+                writeln!(
+                    out,
+                    "ERROR: replica {} has no cluster state yet (no topology configured)",
+                    value.replica
+                )?;
+                Ok(Err(EXIT_ERROR))
+            }
+        },
+        failure => Ok(Err(group_failure(&failure, out)?)),
+    }
+}
+
+/// `mmm_control switchover <host>`: the command, then the history followed until `host`
+/// confirmed the writer role at a newer epoch (or another change overtook it, or `--wait`
+/// ran out).
+fn switchover(
+    cli: &Cli,
+    client: &Client,
+    replicas: &[Replica],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<u8> {
+    let host = cli.words[1].clone();
+    let mut notes = Vec::new();
+    let before = match read_state(client, replicas, &mut notes, out)? {
+        Ok(state) => state.epoch,
+        Err(code) => return Ok(code),
+    };
+    print_notes(cli.verbose, std::mem::take(&mut notes), err)?;
+    let code = mmm_command(cli, client, replicas, out, err)?;
+    if code != EXIT_OK {
+        return Ok(code);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(state) = read_state(client, replicas, &mut notes, &mut io::sink())? {
+            let newer = state.history.iter().filter(|f| f.epoch > before);
+            for f in newer {
+                let to = f.to.as_ref().map(|h| h.as_str());
+                if to != Some(host.as_str()) {
+                    writeln!(
+                        out,
+                        "ERROR: another writer change overtook the switchover: epoch {} moved the writer to '{}' ({}).",
+                        f.epoch.0,
+                        to.unwrap_or("nobody"),
+                        f.cause
+                    )?;
+                    return Ok(EXIT_ERROR);
+                }
+            }
+            let done = state
+                .history
+                .iter()
+                .rev()
+                .find(|f| f.epoch > before && f.took_ms().is_some());
+            if let Some(f) = done {
+                if cli.json {
+                    serde_json::to_writer_pretty(&mut *out, f)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "OK: '{host}' is the writer at epoch {}: it took writes {} ms after the switchover was decided.",
+                        f.epoch.0,
+                        f.took_ms().unwrap_or_default()
+                    )?;
+                }
+                return Ok(EXIT_OK);
+            }
+        }
+        if started.elapsed() >= cli.wait {
+            writeln!(
+                out,
+                "ERROR: '{host}' has not confirmed the writer role within {} s; 'mmm_control show' and 'mmm_control history' say where it stands, its agent's log says why.",
+                cli.wait.as_secs()
+            )?;
+            print_notes(cli.verbose, notes, err)?;
+            return Ok(EXIT_ERROR);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// With `--verbose`, which replica answered and what was tried, on stderr.

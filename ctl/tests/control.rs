@@ -639,3 +639,96 @@ fn a_bad_monitor_address_exits_2_and_names_it() -> Result {
     );
     Ok(())
 }
+
+/// Confirms the writer role for `host` at the newest epoch in the in-test model, `after_ms`
+/// after the change was decided, once the change is there (as the leader does when the new
+/// writer's agent acknowledges it).
+fn confirm_when_switched(cluster: &common::Cluster, host: &str, after_ms: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        {
+            let mut m = cluster.model();
+            let pending = m
+                .state
+                .history
+                .last()
+                .filter(|f| f.to.as_ref().map(|h| h.as_str()) == Some(host) && f.active.is_none())
+                .map(|f| (f.epoch, f.decided));
+            if let Some((epoch, decided)) = pending {
+                let model = &mut *m;
+                mmm_core::step(
+                    &model.topo,
+                    &mut model.state,
+                    mmm_core::Time(decided.0 + after_ms),
+                    mmm_core::Event::WriterActive {
+                        host: host.into(),
+                        epoch,
+                    },
+                )
+                .expect("WriterActive applies");
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn switchover_waits_until_the_new_writer_takes_writes_and_says_how_long_it_took() -> Result {
+    let target = Target::seed()?;
+    let Some(cluster) = target.in_test() else {
+        // A real group confirms by itself once the new writer's agent takes the role.
+        let run = target.run(&["switchover", "master2"])?;
+        assert!(
+            run.stdout.starts_with("OK: Switching role 'writer'"),
+            "{run:?}"
+        );
+        assert!(
+            run.stdout.contains("OK: 'master2' is the writer at epoch"),
+            "{run:?}"
+        );
+        return Ok(());
+    };
+    let run = std::thread::scope(|s| {
+        s.spawn(|| confirm_when_switched(cluster, "master2", 312));
+        target.run(&["switchover", "master2"])
+    })?;
+    assert_run(
+        &run,
+        0,
+        "OK: Switching role 'writer' over from 'master1' to 'master2': 'master1' stops writing, \
+         'master2' takes writes once it has executed everything 'master1' wrote.\n\
+         OK: 'master2' is the writer at epoch 2: it took writes 312 ms after the switchover was \
+         decided.\n",
+    );
+    Ok(())
+}
+
+#[test]
+fn a_switchover_never_confirmed_gives_up_after_wait_and_exits_1() -> Result {
+    let target = Target::seed()?;
+    let run = target.run(&["--wait", "1", "switchover", "master2"])?;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.ends_with(
+            "ERROR: 'master2' has not confirmed the writer role within 1 s; 'mmm_control show' \
+             and 'mmm_control history' say where it stands, its agent's log says why.\n"
+        ),
+        "{run:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_refused_switchover_prints_the_refusal_and_does_not_wait() -> Result {
+    let target = Target::seed()?;
+    let started = std::time::Instant::now();
+    let run = target.run(&["switchover", "slave1"])?;
+    assert_run(
+        &run,
+        1,
+        "ERROR: Host 'slave1' can't handle role 'writer'. Only following hosts could: master1, master2\n",
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    Ok(())
+}

@@ -366,6 +366,19 @@ impl Cluster {
             .collect()
     }
 
+    /// `mmm_control --monitor <the three replicas> ARGS...`, to run on the client host.
+    pub fn control(&self, args: &[&str]) -> std::process::Command {
+        let bin = binary("mmm_control", "MMM_CONTROL");
+        let mut cmd = Lab::command(&self.host("client").ns, &bin.to_string_lossy());
+        let monitors: Vec<String> = self
+            .monitor_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        cmd.arg("--monitor").arg(monitors.join(",")).args(args);
+        cmd
+    }
+
     /// Sends a request to the monitors from the client host, trying each replica until one
     /// answers with a success and a body that decodes.
     async fn ask<T, F>(&self, request: F) -> Option<T>
@@ -711,6 +724,19 @@ pub fn outage(writes: &[Write], fault_at: Duration) -> Option<Duration> {
     Some(after - before)
 }
 
+/// The longest time without an acknowledged write after `from`: the outage of a fault whose
+/// moment is not known exactly (a switchover running in the background).
+pub fn longest_gap(writes: &[Write], from: Duration) -> Duration {
+    let mut times: Vec<Duration> = writes.iter().map(|w| w.at).collect();
+    times.sort();
+    let first = times.partition_point(|t| *t <= from).saturating_sub(1);
+    times[first..]
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
+}
+
 /// Values acknowledged but missing from `db`.
 pub async fn lost(db: &MariaDb, writes: &[Write]) -> Vec<u64> {
     let mut conn = db.connect(db.root_opts()).await.expect("root connection");
@@ -837,7 +863,11 @@ pub async fn fail_over_tuned(
     let writes = writer.finish();
     let (samples, violations) = prober.finish().await;
     let g = c.read().await;
-    let outage = outage(&writes, fault_at).expect("writes before and after the fault");
+    let around = outage(&writes, fault_at).expect("writes before and after the fault");
+    // A fault that runs in the background (a switchover) starts after `fault_at`: the longest
+    // time without an acknowledged write since then is its outage; for an instant fault the
+    // two are the same.
+    let outage = longest_gap(&writes, fault_at).max(around);
     eprintln!(
         "{name}: write outage {} ms ({} writes acknowledged, {samples} prober samples)",
         outage.as_millis(),
@@ -872,6 +902,69 @@ pub async fn fail_over_tuned(
     }
     metrics_show(&g, new_writer).await;
     outage
+}
+
+/// `mmm_control switchover db2` from the client host, in a thread of its own so that the
+/// prober keeps sampling while it runs. With `hold_replication`, db1's replication stream to
+/// db2 is held back (its packets dropped, so TCP resends them later) from `hold.0` before the
+/// switchover until `hold.1` after it: db2 lacks db1's last acknowledged writes when it is
+/// told to take over.
+pub fn switchover_fault(
+    hold_replication: Option<(Duration, Duration)>,
+    ran: SwitchoverRun,
+) -> Fault {
+    Box::new(move |c: &mut Cluster| {
+        Box::pin(async move {
+            let mut ctl = c.control(&["switchover", "db2"]);
+            let db1_ns = c.lab.host("db1").ns.clone();
+            let db2_ip = c.lab.host("db2").ip.to_string();
+            let thread = std::thread::spawn(move || {
+                let nft = |args: &str| {
+                    let argv: Vec<&str> = args.split_whitespace().collect();
+                    mmm_testkit::netns::exec_ok(&db1_ns, &argv)
+                        .expect("nft (apt-get install nftables)");
+                };
+                if let Some((before, _)) = hold_replication {
+                    nft("nft add table inet mmmhold");
+                    nft("nft add chain inet mmmhold out { type filter hook output priority 0 ; }");
+                    nft(&format!(
+                        "nft add rule inet mmmhold out ip daddr {db2_ip} tcp sport 3306 drop"
+                    ));
+                    std::thread::sleep(before);
+                }
+                let child = ctl
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("mmm_control starts");
+                if let Some((_, after)) = hold_replication {
+                    std::thread::sleep(after);
+                    nft("nft delete table inet mmmhold");
+                }
+                child.wait_with_output().expect("mmm_control runs")
+            });
+            *ran.lock().unwrap() = Some(thread);
+        })
+    })
+}
+
+/// The thread running a switchover, and what `mmm_control` printed.
+pub type SwitchoverRun = Arc<Mutex<Option<std::thread::JoinHandle<std::process::Output>>>>;
+
+/// What `mmm_control switchover` printed: it waited until db2 took writes, and said so.
+pub fn switchover_printed(
+    ran: &std::sync::Mutex<Option<std::thread::JoinHandle<std::process::Output>>>,
+) {
+    let handle = ran.lock().unwrap().take().expect("the switchover ran");
+    let output = handle.join().expect("the switchover thread");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("mmm_control switchover db2:\n{stdout}");
+    assert!(
+        output.status.success()
+            && stdout.starts_with("OK: Switching role 'writer' over from 'db1' to 'db2'")
+            && stdout.contains("OK: 'db2' is the writer at epoch"),
+        "{output:?}"
+    );
 }
 
 /// The monitors' and agents' `/metrics` say who writes: the leader's role and lease, the new
