@@ -694,8 +694,10 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
         if let Ok(mut inner) = self.inner.try_lock() {
             // A re-pointing that failed (the new master may not have the slave's last GTID
-            // yet while it catches up) is tried again on every pass.
-            if let Some(master) = self.due_repoint(&inner) {
+            // yet while it catches up) is tried again on every pass; not from a remembered
+            // status before a monitor confirms it (the master may have changed meanwhile).
+            let due = self.due_repoint(&inner).filter(|_| inner.confirmed);
+            if let Some(master) = due {
                 let mut log = Log::default();
                 self.repoint(&master, &mut inner, &mut log).await;
                 if log.failed.is_empty() {

@@ -39,6 +39,8 @@ struct World {
     executed: Option<String>,
     /// `wait_executed` fails (the position never arrives).
     never_executes: bool,
+    /// How many re-pointings fail before one works.
+    repoint_failures: u32,
     /// What the monitor answers to a report: confirmed or not.
     confirm_reports: bool,
 }
@@ -136,7 +138,18 @@ impl Mysql for Shared {
         Ok(())
     }
     async fn repoint(&self, source: &Source, _: RepointMethod) -> Result<Repointed, MysqlError> {
-        self.with(|w| w.ops.push(format!("repoint {}", source.name)));
+        let fail = self.with(|w| {
+            w.ops.push(format!("repoint {}", source.name));
+            let fail = w.repoint_failures > 0;
+            w.repoint_failures = w.repoint_failures.saturating_sub(1);
+            fail
+        });
+        if fail {
+            return Err(MysqlError::Statement {
+                statement: "START SLAVE".into(),
+                reason: "GTID 0-1-35 is not in the master's binlog".into(),
+            });
+        }
         Ok(Repointed::Gtid)
     }
     async fn set_replication(&self, running: bool) -> Result<(), MysqlError> {
@@ -676,4 +689,38 @@ async fn a_demoted_master_reports_where_it_stopped_and_a_new_writer_executes_tha
     );
     assert!(!ops.contains(&"catch-up".to_string()), "{ops:?}");
     lease.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_repointing_is_retried_by_reconciliation_until_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.repoint_failures = 2;
+        w.read_only = true;
+    });
+    let a = agent(&world, dir.path(), HostMode::Slave);
+    let reply = a
+        .apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
+        .await
+        .unwrap();
+    assert!(
+        reply
+            .failed
+            .iter()
+            .any(|f| f.contains("not in the master's binlog")),
+        "{reply:?}"
+    );
+    world.take_ops();
+    a.reconcile().await;
+    assert_eq!(
+        world.take_ops(),
+        ["repoint db2"],
+        "tried again, fails again"
+    );
+    let fixed = a.reconcile().await;
+    assert_eq!(world.take_ops(), ["repoint db2"]);
+    assert_eq!(fixed, ["re-pointed to db2 after an earlier failure"]);
+    a.reconcile().await;
+    assert_eq!(world.take_ops(), Vec::<String>::new(), "done: not again");
 }

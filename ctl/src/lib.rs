@@ -133,43 +133,23 @@ fn history(
     err: &mut dyn Write,
 ) -> io::Result<u8> {
     let mut notes = Vec::new();
-    let outcome: Outcome<StateReply> =
-        client.ask(replicas, Request::Get(STATE_PATH), true, &mut |n| {
-            notes.push(n)
-        });
-    let code = match outcome {
-        Outcome::Answer { replica, value } => {
-            notes.push(format!(
-                "answered by replica {} (asked {replica})",
-                value.replica
-            ));
-            match value.state {
-                Some(state) => {
-                    let entries = state.history;
-                    if cli.json {
-                        serde_json::to_writer_pretty(&mut *out, &entries)?;
-                        writeln!(out)?;
-                    } else {
-                        let offset = chrono::Local::now().offset().local_minus_utc();
-                        write!(
-                            out,
-                            "{}",
-                            mmm_core::history::render(&entries, i64::from(offset))
-                        )?;
-                    }
-                    EXIT_OK
-                }
-                None => {
-                    writeln!(
-                        out,
-                        "ERROR: replica {} has no cluster state yet (no topology configured)",
-                        value.replica
-                    )?;
-                    EXIT_ERROR
-                }
+    let code = match read_state(client, replicas, &mut notes, out)? {
+        Ok(state) => {
+            let entries = state.history;
+            if cli.json {
+                serde_json::to_writer_pretty(&mut *out, &entries)?;
+                writeln!(out)?;
+            } else {
+                let offset = chrono::Local::now().offset().local_minus_utc();
+                write!(
+                    out,
+                    "{}",
+                    mmm_core::history::render(&entries, i64::from(offset))
+                )?;
             }
+            EXIT_OK
         }
-        failure => group_failure(&failure, out)?,
+        Err(code) => code,
     };
     print_notes(cli.verbose, notes, err)?;
     Ok(code)
@@ -188,8 +168,14 @@ fn read_state(
             notes.push(n)
         });
     match outcome {
-        Outcome::Answer { value, .. } => match value.state {
-            Some(state) => Ok(Ok(state)),
+        Outcome::Answer { replica, value } => match value.state {
+            Some(state) => {
+                notes.push(format!(
+                    "answered by replica {} (asked {replica})",
+                    value.replica
+                ));
+                Ok(Ok(state))
+            }
             None => {
                 writeln!(
                     out,
