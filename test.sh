@@ -17,11 +17,13 @@ core_is_pure() {
 }
 
 prerequisites() {
-    # Real MariaDB servers and network namespaces for the agent's integration tests.
+    # Real MariaDB servers, network namespaces and nft for the integration tests.
     local missing=()
     [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
     command -v ip >/dev/null || missing+=(iproute2)
+    # The switchover test holds a replication stream back with nft.
+    command -v nft >/dev/null || missing+=(nftables)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then
             echo "missing: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root" >&2
