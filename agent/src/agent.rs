@@ -256,10 +256,12 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         self.check_host_and_epoch(status.host.as_str(), status.epoch.0, inner.persisted.epoch)?;
         self.check_roles(&status.roles)?;
         let old = inner.persisted.told.clone();
-        let writer_epoch = writer_epoch_of(Some(&status), &self.settings.writer_role);
-        let catch_up_to = match writer_epoch {
+        let writer = &self.settings.writer_role;
+        let old_writer_epoch = writer_epoch_of(old.as_ref(), writer);
+        let new_writer_epoch = writer_epoch_of(Some(&status), writer);
+        let catch_up_to = match new_writer_epoch {
             None => None,
-            Some(e) if writer_epoch_of(old.as_ref(), &self.settings.writer_role) == Some(e) => {
+            Some(_) if old_writer_epoch == new_writer_epoch => {
                 catch_up_to.or_else(|| inner.persisted.catch_up_to.clone())
             }
             Some(_) => catch_up_to,
@@ -276,9 +278,6 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
         inner.confirmed = true;
         let mut log = Log::default();
-        let writer = &self.settings.writer_role;
-        let old_writer_epoch = writer_epoch_of(old.as_ref(), writer);
-        let new_writer_epoch = writer_epoch_of(Some(&status), writer);
         if old_writer_epoch != new_writer_epoch {
             *lock(&self.writer_epoch) = new_writer_epoch;
             if self.gate.lock().await.active || old_writer_epoch.is_some() {

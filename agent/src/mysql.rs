@@ -1537,14 +1537,6 @@ impl Mysql for Server {
         Ok(result)
     }
 
-    /// By GTID (`MASTER_GTID_WAIT` for the `Gtid_IO_Pos` seen at the start) when the replica
-    /// replicates by GTID, else `MASTER_POS_WAIT` for `Master_Log_File`/`Read_Master_Log_Pos`.
-    ///
-    /// The SQL thread is never started here: a stopped SQL thread is either an operator's
-    /// decision or a replication error, and the agent overrides neither. A thread stopped on
-    /// an error fails at once with `Last_SQL_Error`; a thread stopped without one is waited
-    /// for (it may be restarted in time), and the [`MysqlError::Timeout`] then says that the
-    /// SQL thread is not running.
     /// MariaDB: `gtid_binlog_pos` merged with `gtid_slave_pos` (what it wrote or logged, and
     /// what it applied as a replica, which a server without `log_slave_updates` has only
     /// there). MySQL: `@@gtid_executed` (MySQL path: unit-tested only).
@@ -1605,6 +1597,14 @@ impl Mysql for Server {
         }
     }
 
+    /// By GTID (`MASTER_GTID_WAIT` for the `Gtid_IO_Pos` seen at the start) when the replica
+    /// replicates by GTID, else `MASTER_POS_WAIT` for `Master_Log_File`/`Read_Master_Log_Pos`.
+    ///
+    /// The SQL thread is never started here: a stopped SQL thread is either an operator's
+    /// decision or a replication error, and the agent overrides neither. A thread stopped on
+    /// an error fails at once with `Last_SQL_Error`; a thread stopped without one is waited
+    /// for (it may be restarted in time), and the [`MysqlError::Timeout`] then says that the
+    /// SQL thread is not running.
     async fn wait_relay_applied(&self, timeout: Duration) -> Result<(), MysqlError> {
         let mut lease = self.lease().await?;
         let flavor = lease.flavor().await?;

@@ -5,7 +5,7 @@
 //! The check is trusted only once it has seen the file name a live process: an agent in
 //! another pid namespace, or a pid file at another path, never makes a live server look dead.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the pid file says of the server's process.
@@ -23,7 +23,6 @@ pub enum PidState {
 #[derive(Debug)]
 pub struct PidFile {
     path: PathBuf,
-    proc_root: PathBuf,
     /// The file once named a live process, so it is the server's and in our pid namespace.
     trusted: AtomicBool,
 }
@@ -31,21 +30,10 @@ pub struct PidFile {
 impl PidFile {
     /// Watches `path`, looking processes up in `/proc`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self::with_proc(path, "/proc")
-    }
-
-    /// Watches `path`, looking processes up under `proc_root` (for tests).
-    pub fn with_proc(path: impl Into<PathBuf>, proc_root: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            proc_root: proc_root.into(),
             trusted: AtomicBool::new(false),
         }
-    }
-
-    /// The file watched.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Reads the file and looks its process up.
@@ -69,7 +57,7 @@ impl PidFile {
                 ))
             }
         };
-        match process_runs(&self.proc_root, pid) {
+        match process_runs(pid) {
             Ok(true) => {
                 self.trusted.store(true, Ordering::Relaxed);
                 PidState::Alive(pid)
@@ -91,9 +79,9 @@ fn parse_pid(text: &str) -> Option<u32> {
     text.trim().parse::<u32>().ok().filter(|pid| *pid > 0)
 }
 
-/// Whether `pid` runs: it exists under `proc_root` and is not a zombie.
-fn process_runs(proc_root: &Path, pid: u32) -> std::io::Result<bool> {
-    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+/// Whether `pid` runs: it is in `/proc` and is not a zombie.
+fn process_runs(pid: u32) -> std::io::Result<bool> {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => Ok(!is_zombie(&stat)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
