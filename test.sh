@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, the core purity rule, every test.
-# Each phase prints its duration so a slow step is visible.
+# Runs the whole test suite: formatting, lints, the core purity rule, every cargo test, the
+# systemd units' check, then the demo cluster's smoke test (docker/smoke.sh) and the short chaos suite
+# (jepsen-like-tests/run.sh short). Each phase prints its duration so a slow step is visible.
+#   ./test.sh              everything (as root, with the Docker engine)
+#   ./test.sh --no-docker  the cargo phases only
 set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=docker/lib.sh
@@ -40,3 +43,11 @@ phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "core purity" core_is_pure
 phase "cargo test" cargo test --workspace --locked
+phase "systemd units (packaging/systemd/verify.sh)" packaging/systemd/verify.sh "${CARGO_TARGET_DIR:-target}/debug"
+if [ "${1:-}" = --no-docker ]; then
+    echo "=== --no-docker: the smoke test and the chaos suite were not run"
+    exit 0
+fi
+phase "docker smoke test (docker/smoke.sh)" docker/smoke.sh
+# The smoke test built the images from this checkout.
+phase "chaos suite, short (jepsen-like-tests/run.sh)" env MMM_SKIP_BUILD=1 jepsen-like-tests/run.sh short

@@ -52,13 +52,7 @@ fn main() -> ExitCode {
         print!("{}", mmm_config::summary(&config, Program::Monitor));
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mmm_agent::logging::init("info,openraft=warn");
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

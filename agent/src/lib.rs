@@ -12,6 +12,7 @@
 pub mod agent;
 pub mod arp;
 pub mod client;
+pub mod logging;
 pub mod metrics;
 pub mod monitors;
 pub mod mysql;

@@ -1,14 +1,21 @@
 //! The agent's way to the monitor group: asking for the writer lease, and reporting that the
 //! local mysqld died (the fast failover path). Any replica will do (followers forward to the
-//! leader); the replicas are tried in turn, starting with the one that answered last, each with
-//! a short timeout.
+//! leader). The request goes first to the replica that answered last; when that one has not
+//! answered within [`HEDGE_AFTER`] or has failed, the next is asked too, without waiting for
+//! the first: a dead or frozen leader whose address no longer answers (a SYN with no reply)
+//! would otherwise cost a whole timeout on every lease renewal, and the writer would fence
+//! itself while a new leader is ready to renew its lease.
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mmm_core::api::{HostReport, LeaseGrant, LeaseRequest, ReportReply, LEASE_PATH, REPORT_PATH};
+
+/// How long a request waits for one replica before the next is asked as well.
+pub const HEDGE_AFTER: Duration = Duration::from_millis(100);
 
 /// Why no lease was granted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,8 +70,10 @@ impl HttpMonitors {
 }
 
 impl HttpMonitors {
-    /// Posts `body` to `path` on the replicas in turn; the first answer that is a success or
-    /// a 409 (a refusal that every replica would give) ends the round.
+    /// Posts `body` to `path`: to the replica that answered last, then to the next one as well
+    /// whenever [`HEDGE_AFTER`] passes with no answer or a request fails, until every replica
+    /// was asked. The first answer that is a success or a 409 (a refusal that every replica
+    /// would give) wins; the requests still in flight are dropped.
     async fn post_any<T: serde::Serialize>(
         &self,
         path: &str,
@@ -75,27 +84,54 @@ impl HttpMonitors {
             return Err("no monitor replica configured".into());
         }
         let start = self.next.load(Ordering::Relaxed) % n;
-        let mut errors = Vec::new();
-        for k in 0..n {
+        let ask = |k: usize| {
             let i = (start + k) % n;
-            let Some(addr) = self.replicas.get(i) else {
-                continue;
-            };
-            let url = format!("http://{addr}{path}");
-            let resp = match self.client.post(&url).json(body).send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    errors.push(format!("{addr}: {e}"));
-                    continue;
-                }
-            };
-            let status = resp.status();
-            if status.is_success() || status == reqwest::StatusCode::CONFLICT {
-                self.next.store(i, Ordering::Relaxed);
-                return Ok((*addr, resp));
+            let addr = self.replicas[i];
+            let sent = self
+                .client
+                .post(format!("http://{addr}{path}"))
+                .json(body)
+                .send();
+            async move {
+                let answer = match sent.await {
+                    Ok(r)
+                        if r.status().is_success()
+                            || r.status() == reqwest::StatusCode::CONFLICT =>
+                    {
+                        Ok(r)
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        Err(format!("{status}: {}", crate::client::error_text(r).await))
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (i, addr, answer)
             }
-            let text = crate::client::error_text(resp).await;
-            errors.push(format!("{addr}: {status}: {text}"));
+        };
+        let mut pending = FuturesUnordered::new();
+        pending.push(ask(0));
+        let mut asked = 1;
+        let mut errors = Vec::new();
+        loop {
+            let hedge = tokio::time::sleep(HEDGE_AFTER);
+            tokio::select! {
+                done = pending.next() => match done {
+                    Some((i, addr, Ok(resp))) => {
+                        self.next.store(i, Ordering::Relaxed);
+                        return Ok((addr, resp));
+                    }
+                    Some((_, addr, Err(e))) => errors.push(format!("{addr}: {e}")),
+                    None => {}
+                },
+                _ = hedge, if asked < n => {}
+            }
+            if asked < n {
+                pending.push(ask(asked));
+                asked += 1;
+            } else if pending.is_empty() {
+                break;
+            }
         }
         Err(errors.join("; "))
     }

@@ -1,7 +1,17 @@
-//! The jepsen-like test harness.
+//! The jepsen-like chaos suite for the docker-compose cluster.
 //!
-//! It will drive the docker-compose cluster over HTTP, MySQL and docker only: a workload that
-//! writes unique values through the writer VIP and reads through reader VIPs, a nemesis that
-//! kills, pauses and partitions monitors, agents and mysqld, a checker that proves no two
-//! writable writers, no lost acknowledged write and converged replicas, and a report of
-//! failover times.
+//! - [`workload`]: clients writing unique values and counter increments through the writer
+//!   VIP (fresh and kept connections) and reading through the reader VIPs;
+//! - [`prober`]: samples `read_only` and the addresses of every database host;
+//! - [`nemesis`]: kills, pauses and partitions mysqld, agents and monitor replicas, alone and
+//!   together, on a fixed schedule or a random one from a seed;
+//! - [`checker`]: no acknowledged write lost, no two writers at once, replicas converged;
+//! - [`run`]: one whole run, its history files and its human-readable summary.
+
+pub mod checker;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod prober;
+pub mod run;
+pub mod workload;
