@@ -570,6 +570,48 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
     }
 
+    /// The fence that cannot wait for the gate: the watchdog's, when the lease has run out
+    /// while something holds the gate. A reconciliation or a status request may hold it for
+    /// seconds while MySQL is slow to answer (`SHOW MASTER STATUS` waits behind commits that
+    /// wait for a semi-sync acknowledgement, and once the semi-sync timeout passes those
+    /// commits return OK to their clients with nobody else having them). The lease is cleared
+    /// first, so nothing done under the gate makes the host writable again (`reconcile` and
+    /// `activate` check it); then the writer VIP goes, the client sessions are killed before
+    /// read_only is set (a commit waiting for its acknowledgement ends without an OK), and
+    /// read_only is set. The gated fence follows as soon as the gate is free.
+    async fn fence_without_gate(&self) {
+        *lock(&self.lease) = Lease::default();
+        let mut log = Log::default();
+        for ip in self.settings.writer_ips() {
+            match self.vips.remove(ip).await {
+                Ok(true) => log.done(format!("removed writer VIP {ip}")),
+                Ok(false) => {}
+                Err(e) => log.failed(format!("removing writer VIP {ip}: {e}")),
+            }
+        }
+        match self
+            .mysql
+            .kill_client_sessions(0, self.settings.kill_pause)
+            .await
+        {
+            Ok(k) => log.done(format!("killed {} client sessions", k.killed)),
+            Err(e) => log.failed(format!("killing client sessions: {e}")),
+        }
+        match self.mysql.set_read_only(true).await {
+            Ok(()) => log.done("read_only=1".into()),
+            Err(e) => log.failed(format!("read_only=1: {e}")),
+        }
+        tracing::error!(host = %self.settings.host, done = ?log.done, failed = ?log.failed, "the writer lease ran out while the agent was busy: fenced without waiting");
+    }
+
+    /// Whether the writer lease is valid now: what the writable side of a reconciliation
+    /// needs, besides the gate.
+    fn lease_valid_now(&self) -> bool {
+        lock(&self.lease)
+            .fence_at
+            .is_some_and(|t| Instant::now() < t)
+    }
+
     /// Where the writer role stands.
     pub async fn writer_state(&self) -> WriterState {
         if lock(&self.writer_epoch).is_none() {
@@ -637,7 +679,16 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             let now = Instant::now();
             match fence_at {
                 Some(t) if t <= now => {
-                    if self.gate.lock().await.active {
+                    let gate = match self.gate.try_lock() {
+                        Ok(gate) => gate,
+                        Err(_) => {
+                            self.fence_without_gate().await;
+                            self.gate.lock().await
+                        }
+                    };
+                    let active = gate.active;
+                    drop(gate);
+                    if active {
                         let mut log = Log::default();
                         self.fence("the writer lease ran out", &mut log).await;
                     } else {
@@ -665,9 +716,13 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             let gate = self.gate.lock().await;
             let writer_ips = self.settings.writer_ips();
             if gate.active {
-                for ip in &writer_ips {
+                // Not once the lease has run out: the watchdog is fencing.
+                for ip in writer_ips.iter().filter(|_| self.lease_valid_now()) {
                     if let Ok(true) = self.vips.add(*ip).await {
                         fixed.push(format!("re-added missing writer VIP {ip}"));
+                        if !self.lease_valid_now() {
+                            let _ = self.vips.remove(*ip).await;
+                        }
                     }
                 }
             } else {
@@ -680,7 +735,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 }
             }
             if let Ok(st) = self.mysql.status().await {
-                if gate.active && st.read_only && self.mysql.set_read_only(false).await.is_ok() {
+                if gate.active
+                    && st.read_only
+                    && self.lease_valid_now()
+                    && self.mysql.set_read_only(false).await.is_ok()
+                {
                     fixed.push("read_only was on at the active writer: turned it off".into());
                 }
                 if !gate.active && !st.read_only && self.mysql.set_read_only(true).await.is_ok() {

@@ -43,6 +43,9 @@ struct World {
     repoint_failures: u32,
     /// What the monitor answers to a report: confirmed or not.
     confirm_reports: bool,
+    /// `status()` does not answer while set (`SHOW MASTER STATUS` behind commits that wait
+    /// for a semi-sync acknowledgement).
+    status_hangs: bool,
 }
 
 #[derive(Clone, Default)]
@@ -98,6 +101,9 @@ impl Mysql for Shared {
         self.with(|w| w.process_gone.clone())
     }
     async fn status(&self) -> Result<ServerStatus, MysqlError> {
+        while self.with(|w| w.status_hangs) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Ok(ServerStatus {
             version: "10.11".into(),
             mariadb: true,
@@ -327,6 +333,49 @@ async fn a_lease_that_runs_out_fences_the_writer_before_it_ends() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(world.take_ops(), ["vip- 10.0.0.100", "read_only=1", "kill"]);
     assert!(tokio::time::Instant::now() - start < Duration::from_millis(1500));
+    assert!(matches!(
+        a.writer_state().await,
+        WriterState::Waiting { .. }
+    ));
+    watchdog.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lease_that_runs_out_while_mysql_holds_up_a_reconciliation_fences_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let start = tokio::time::Instant::now();
+    a.apply_status(writer(1)).await.unwrap();
+    world.take_ops();
+    // A reconciliation holds the gate, waiting for MySQL's status; the lease is not renewed.
+    world.with(|w| w.status_hangs = true);
+    let reconcile = tokio::spawn({
+        let a = a.clone();
+        async move { a.reconcile().await }
+    });
+    let watchdog = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_watchdog().await }
+    });
+    tokio::time::sleep(Duration::from_millis(1250)).await;
+    // Fenced before the lease (1.5 s) ends: the sessions are killed before read_only is set,
+    // so a commit waiting for its semi-sync acknowledgement gets no OK.
+    assert_eq!(world.take_ops(), ["vip- 10.0.0.100", "kill", "read_only=1"]);
+    assert!(tokio::time::Instant::now() - start < Duration::from_millis(1500));
+    // MySQL answers again: the reconciliation does not make the host writable again (the
+    // lease is gone though the gate still says active), then the gated fence runs.
+    world.with(|w| w.status_hangs = false);
+    reconcile.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ops = world.take_ops();
+    assert!(
+        !ops.iter()
+            .any(|o| o == "read_only=0" || o.starts_with("vip+")),
+        "{ops:?}"
+    );
+    assert!(world.with(|w| w.read_only && w.vips.is_empty()));
     assert!(matches!(
         a.writer_state().await,
         WriterState::Waiting { .. }
