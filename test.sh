@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, the core purity rule, every cargo test, the
-# systemd units' check, then the demo cluster's smoke test (docker/smoke.sh) and the short chaos suite
-# (jepsen-like-tests/run.sh short). Each phase prints its duration so a slow step is visible.
+# systemd units' check, then the demo cluster's smoke test (docker/smoke.sh) and the CI chaos
+# suite (jepsen-like-tests/run.sh ci). Each phase prints its duration so a slow step is visible.
 #   ./test.sh              everything (as root, with the Docker engine)
 #   ./test.sh --no-docker  the cargo phases only
 set -euo pipefail
@@ -50,4 +50,4 @@ if [ "${1:-}" = --no-docker ]; then
 fi
 phase "docker smoke test (docker/smoke.sh)" docker/smoke.sh
 # The smoke test built the images from this checkout.
-phase "chaos suite, short (jepsen-like-tests/run.sh)" env MMM_SKIP_BUILD=1 jepsen-like-tests/run.sh short
+phase "chaos suite, ci (jepsen-like-tests/run.sh ci)" env MMM_SKIP_BUILD=1 jepsen-like-tests/run.sh ci

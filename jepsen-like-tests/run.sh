@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The chaos suite against the demo cluster of docker-compose.yml:
-#   jepsen-like-tests/run.sh                      the short suite: every kind of fault once (CI)
+#   jepsen-like-tests/run.sh                      the short suite: every kind of fault once
+#   jepsen-like-tests/run.sh ci                   the faults the cluster heals from on its own (CI)
 #   jepsen-like-tests/run.sh long [--minutes N] [--seed S]
 #                                                 random faults for N minutes (default 30)
 # It starts the cluster afresh (./demo.sh down, then ./demo.sh: images built if absent), runs
@@ -19,8 +20,8 @@ if [ $# -gt 0 ] && [ "$1" != "${1#[a-z]}" ]; then
     shift
 fi
 case "${suite}" in
-short | long) ;;
-*) die "unknown suite '${suite}': short or long" ;;
+ci | short | long) ;;
+*) die "unknown suite '${suite}': ci, short or long" ;;
 esac
 [ "$(id -u)" -eq 0 ] || die "run as root: partitions enter the containers' network namespaces (nsenter, nft)"
 for tool in nsenter nft docker docker-compose; do

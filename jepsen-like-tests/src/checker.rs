@@ -137,36 +137,26 @@ pub fn overlaps(
     let mut found = Vec::new();
     for (i, (a, ha)) in held.iter().enumerate() {
         for (b, hb) in &held[i + 1..] {
-            let pair = || (a.to_string(), b.to_string());
+            let mut push = |from, to| {
+                found.push(Overlap {
+                    hosts: (a.to_string(), b.to_string()),
+                    from,
+                    to,
+                })
+            };
             for &(from, to) in &ha.spans {
                 for &(bf, bt) in &hb.spans {
                     let (lo, hi) = (from.max(bf), to.min(bt));
                     if lo < hi {
-                        found.push(Overlap {
-                            hosts: pair(),
-                            from: lo,
-                            to: hi,
-                        });
-                    }
-                }
-                for &(pi, pc) in &hb.points {
-                    if from <= pi && pc <= to {
-                        found.push(Overlap {
-                            hosts: pair(),
-                            from: pi,
-                            to: pc,
-                        });
+                        push(lo, hi);
                     }
                 }
             }
-            for &(from, to) in &hb.spans {
-                for &(pi, pc) in &ha.points {
-                    if from <= pi && pc <= to {
-                        found.push(Overlap {
-                            hosts: pair(),
-                            from: pi,
-                            to: pc,
-                        });
+            // A sample of one host inside a certain span of the other.
+            for (spans, points) in [(&ha.spans, &hb.points), (&hb.spans, &ha.points)] {
+                for &(from, to) in spans {
+                    for &(pi, pc) in points.iter().filter(|(pi, pc)| from <= *pi && *pc <= to) {
+                        push(pi, pc);
                     }
                 }
             }

