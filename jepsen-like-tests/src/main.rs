@@ -17,6 +17,9 @@ struct Args {
     /// Minutes of random faults for the long suite.
     #[arg(long, default_value_t = 30)]
     minutes: u64,
+    /// Long suite: only faults that do not move the writer unplanned (those of `ci`).
+    #[arg(long)]
+    healable: bool,
     /// Seed of the long suite's schedule (default: the current time, printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -45,6 +48,7 @@ async fn main() {
         Schedule::Random {
             seed,
             duration: Duration::from_secs(args.minutes * 60),
+            healable: args.healable,
         }
     } else if args.suite == "ci" {
         Schedule::Ci

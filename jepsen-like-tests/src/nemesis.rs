@@ -159,22 +159,37 @@ pub fn ci_schedule() -> Vec<Step> {
 }
 
 /// A random step: one fault (four times in five) or a database fault with a monitor fault.
-pub fn random_step(rng: &mut impl Rng) -> Step {
+/// `healable`: only what the `ci` schedule holds, at random: database faults never hit the
+/// writer's mysqld or host (its agent may be killed), so the writer never moves unplanned.
+pub fn random_step(rng: &mut impl Rng, healable: bool) -> Step {
     use Kind::*;
     use Target::*;
     const DB: [Kind; 4] = [KillMysqld, PauseMysqld, KillAgent, Partition];
     const MON: [Kind; 3] = [KillMonitor, PauseMonitor, Partition];
     const DB_TARGETS: [Target; 4] = [Writer, Writer, Standby, Slave];
+    const HEALABLE_TARGETS: [Target; 2] = [Standby, Slave];
     const MON_TARGETS: [Target; 3] = [Leader, Leader, Follower];
+    let db_targets: &[Target] = if healable {
+        &HEALABLE_TARGETS
+    } else {
+        &DB_TARGETS
+    };
     let pick = |rng: &mut dyn rand::RngCore, kinds: &[Kind], targets: &[Target]| Fault {
         kind: *kinds.choose(rng).unwrap_or(&KillMysqld),
         target: *targets.choose(rng).unwrap_or(&Writer),
     };
+    let db = |rng: &mut dyn rand::RngCore| {
+        if healable && rng.gen_range(0..8) == 0 {
+            f(KillAgent, Writer)
+        } else {
+            pick(rng, &DB, db_targets)
+        }
+    };
     let faults = match rng.gen_range(0..10) {
         0 => vec![f(Switchover, Standby)],
-        1 | 2 => vec![pick(rng, &MON, &MON_TARGETS), pick(rng, &DB, &DB_TARGETS)],
+        1 | 2 => vec![pick(rng, &MON, &MON_TARGETS), db(rng)],
         3..=5 => vec![pick(rng, &MON, &MON_TARGETS)],
-        _ => vec![pick(rng, &DB, &DB_TARGETS)],
+        _ => vec![db(rng)],
     };
     let hold_ms = if faults[0].kind == Switchover {
         0
@@ -342,7 +357,7 @@ mod tests {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             (0..50)
                 .map(|_| {
-                    let s = random_step(&mut rng);
+                    let s = random_step(&mut rng, false);
                     format!("{} {}", s.kind(), s.hold_ms)
                 })
                 .collect::<Vec<_>>()
@@ -355,10 +370,24 @@ mod tests {
     fn random_schedules_use_every_kind_of_fault() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let kinds: std::collections::BTreeSet<&str> = (0..500)
-            .flat_map(|_| random_step(&mut rng).faults)
+            .flat_map(|_| random_step(&mut rng, false).faults)
             .map(|f| f.kind.name())
             .collect();
         assert_eq!(kinds.len(), 7, "{kinds:?}");
+    }
+
+    #[test]
+    fn healable_schedules_never_hit_the_writers_mysqld_or_host() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let faults: Vec<Fault> = (0..2000)
+            .flat_map(|_| random_step(&mut rng, true).faults)
+            .collect();
+        assert!(faults
+            .iter()
+            .filter(|f| f.target == Target::Writer)
+            .all(|f| f.kind == Kind::KillAgent));
+        assert!(faults.contains(&f(Kind::KillAgent, Target::Writer)));
+        assert!(faults.iter().any(|f| f.target == Target::Standby));
     }
 
     #[test]

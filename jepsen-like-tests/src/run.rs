@@ -28,8 +28,13 @@ pub enum Schedule {
     Short { only: Option<String> },
     /// The faults the cluster heals from on its own today (the CI suite).
     Ci,
-    /// Random steps from `seed` for `duration`.
-    Random { seed: u64, duration: Duration },
+    /// Random steps from `seed` for `duration`; `healable`: only faults that do not move the
+    /// writer unplanned (see `nemesis::random_step`).
+    Random {
+        seed: u64,
+        duration: Duration,
+        healable: bool,
+    },
 }
 
 /// What a run needs.
@@ -254,12 +259,14 @@ pub async fn run(opts: Options) -> Result<bool> {
         Schedule::Random { seed, .. } => seed,
         Schedule::Short { .. } | Schedule::Ci => 0,
     });
-    let mut fixed = nemesis::short_schedule()
-        .into_iter()
-        .filter(|step| match &opts.schedule {
-            Schedule::Short { only: Some(only) } => step.kind().contains(only.as_str()),
-            _ => true,
-        });
+    let steps = match opts.schedule {
+        Schedule::Ci => nemesis::ci_schedule(),
+        _ => nemesis::short_schedule(),
+    };
+    let mut fixed = steps.into_iter().filter(|step| match &opts.schedule {
+        Schedule::Short { only: Some(only) } => step.kind().contains(only.as_str()),
+        _ => true,
+    });
     let run_start = Instant::now();
     loop {
         let step = match &opts.schedule {
@@ -267,11 +274,13 @@ pub async fn run(opts: Options) -> Result<bool> {
                 Some(s) => s,
                 None => break,
             },
-            Schedule::Random { duration, .. } => {
+            Schedule::Random {
+                duration, healable, ..
+            } => {
                 if run_start.elapsed() >= *duration {
                     break;
                 }
-                nemesis::random_step(&mut rng)
+                nemesis::random_step(&mut rng, *healable)
             }
         };
         let before = monitors.state().await.as_ref().and_then(cluster::writer);
@@ -507,9 +516,15 @@ fn summary(
         Schedule::Short { only: None } => "short (every fault once)".to_string(),
         Schedule::Short { only: Some(o) } => format!("short, only steps with '{o}'"),
         Schedule::Ci => "ci (the faults the cluster heals from on its own)".to_string(),
-        Schedule::Random { seed, duration } => {
-            format!("random, seed {seed}, {} min", duration.as_secs() / 60)
-        }
+        Schedule::Random {
+            seed,
+            duration,
+            healable,
+        } => format!(
+            "random{}, seed {seed}, {} min",
+            if *healable { " (healable faults)" } else { "" },
+            duration.as_secs() / 60
+        ),
     };
     let _ = writeln!(
         s,
