@@ -78,7 +78,7 @@ pub fn summary(config: &Config, program: Program) -> String {
         line(&mut out, "");
         line(
             &mut out,
-            "debug is on: the daemon stays in the foreground and logs DEBUG to stdout",
+            "debug is on: it has no effect (the daemons always run in the foreground and log to stderr; RUST_LOG=debug gives debug logs)",
         );
     }
     if !config.warnings.is_empty() {

@@ -553,7 +553,18 @@ fn summary(
             n(Outcome::Unknown)
         );
     }
-    let _ = writeln!(s, "\n  step      at  fault                                   targets            writer               outage  stable");
+    // The fault column is as wide as the longest fault name.
+    let w = records
+        .iter()
+        .map(|r| r.kind.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "\n  {:>4} {:>7}  {:<w$}  {:<17}  {:<19}  {:>7}  stable",
+        "step", "at", "fault", "targets", "writer", "outage"
+    );
     let mut by_kind: BTreeMap<String, Vec<(Nanos, bool)>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
         let to = r.stable.unwrap_or(r.healed);
@@ -562,7 +573,7 @@ fn summary(
         by_kind.entry(r.kind.clone()).or_default().push((o, moved));
         let _ = writeln!(
             s,
-            "  {:>4} {:>6.1}s  {:<38}  {:<17}  {:<19}  {:>6.2}s  {}",
+            "  {:>4} {:>6.1}s  {:<w$}  {:<17}  {:<19}  {:>6.2}s  {}",
             i + 1,
             secs(r.start.saturating_sub(t0)),
             r.kind,
@@ -582,7 +593,7 @@ fn summary(
     let _ = writeln!(s, "\n  write outage per fault type (longest gap between acknowledged writes, fault to stable)");
     let _ = writeln!(
         s,
-        "  {:<38}  {:>3}  {:>7}  {:>7}  {:>7}  writer moved",
+        "  {:<w$}  {:>3}  {:>7}  {:>7}  {:>7}  writer moved",
         "fault", "n", "min", "median", "max"
     );
     for (kind, mut v) in by_kind {
@@ -590,7 +601,7 @@ fn summary(
         let moved = v.iter().filter(|(_, m)| *m).count();
         let _ = writeln!(
             s,
-            "  {:<38}  {:>3}  {:>6.2}s  {:>6.2}s  {:>6.2}s  {moved}/{}",
+            "  {:<w$}  {:>3}  {:>6.2}s  {:>6.2}s  {:>6.2}s  {moved}/{}",
             kind,
             v.len(),
             secs(v[0].0),
