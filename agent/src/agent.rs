@@ -540,13 +540,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         *lock(&self.lease) = Lease::default();
         let was_active = gate.active;
         gate.active = false;
-        for ip in self.settings.writer_ips() {
-            match self.vips.remove(ip).await {
-                Ok(true) => log.done(format!("removed writer VIP {ip}")),
-                Ok(false) => {}
-                Err(e) => log.failed(format!("removing writer VIP {ip}: {e}")),
-            }
-        }
+        self.remove_writer_vips(log).await;
         match self.mysql.set_read_only(true).await {
             Ok(()) => log.done("read_only=1".into()),
             Err(e) => log.failed(format!("read_only=1: {e}")),
@@ -582,13 +576,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     async fn fence_without_gate(&self) {
         *lock(&self.lease) = Lease::default();
         let mut log = Log::default();
-        for ip in self.settings.writer_ips() {
-            match self.vips.remove(ip).await {
-                Ok(true) => log.done(format!("removed writer VIP {ip}")),
-                Ok(false) => {}
-                Err(e) => log.failed(format!("removing writer VIP {ip}: {e}")),
-            }
-        }
+        self.remove_writer_vips(&mut log).await;
         match self
             .mysql
             .kill_client_sessions(0, self.settings.kill_pause)
@@ -602,6 +590,17 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             Err(e) => log.failed(format!("read_only=1: {e}")),
         }
         tracing::error!(host = %self.settings.host, done = ?log.done, failed = ?log.failed, "the writer lease ran out while the agent was busy: fenced without waiting");
+    }
+
+    /// Removes the writer VIPs: the first step of every fence.
+    async fn remove_writer_vips(&self, log: &mut Log) {
+        for ip in self.settings.writer_ips() {
+            match self.vips.remove(ip).await {
+                Ok(true) => log.done(format!("removed writer VIP {ip}")),
+                Ok(false) => {}
+                Err(e) => log.failed(format!("removing writer VIP {ip}: {e}")),
+            }
+        }
     }
 
     /// Whether the writer lease is valid now: what the writable side of a reconciliation

@@ -256,6 +256,17 @@ fn writer(epoch: u64) -> AgentStatus {
     status(&[("writer", WRITER_IP)], Some("db1"), epoch)
 }
 
+/// A master's agent made the active writer at epoch 1 (one grant), its operations so far
+/// taken.
+async fn active_writer(dir: &std::path::Path) -> (Shared, Arc<TestAgent>) {
+    let world = Shared::default();
+    world.with(|w| w.grants.push_back(Ok(1)));
+    let a = agent(&world, dir, HostMode::Master);
+    a.apply_status(writer(1)).await.unwrap();
+    world.take_ops();
+    (world, a)
+}
+
 #[tokio::test(start_paused = true)]
 async fn promotion_catches_up_then_gets_a_lease_then_clears_read_only_then_adds_the_vip() {
     let dir = tempfile::tempdir().unwrap();
@@ -274,11 +285,7 @@ async fn promotion_catches_up_then_gets_a_lease_then_clears_read_only_then_adds_
 #[tokio::test(start_paused = true)]
 async fn demotion_removes_the_vip_before_read_only_and_the_session_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let world = Shared::default();
-    world.with(|w| w.grants.push_back(Ok(1)));
-    let a = agent(&world, dir.path(), HostMode::Master);
-    a.apply_status(writer(1)).await.unwrap();
-    world.take_ops();
+    let (world, a) = active_writer(dir.path()).await;
     let reply = a
         .apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
         .await
@@ -317,12 +324,8 @@ async fn without_a_lease_the_writer_stays_read_only_and_is_activated_by_the_firs
 #[tokio::test(start_paused = true)]
 async fn a_lease_that_runs_out_fences_the_writer_before_it_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let world = Shared::default();
-    world.with(|w| w.grants.push_back(Ok(1)));
-    let a = agent(&world, dir.path(), HostMode::Master);
     let start = tokio::time::Instant::now();
-    a.apply_status(writer(1)).await.unwrap();
-    world.take_ops();
+    let (world, a) = active_writer(dir.path()).await;
     let watchdog = tokio::spawn({
         let a = a.clone();
         async move { a.run_watchdog().await }
@@ -343,12 +346,8 @@ async fn a_lease_that_runs_out_fences_the_writer_before_it_ends() {
 #[tokio::test(start_paused = true)]
 async fn a_lease_that_runs_out_while_mysql_holds_up_a_reconciliation_fences_without_waiting() {
     let dir = tempfile::tempdir().unwrap();
-    let world = Shared::default();
-    world.with(|w| w.grants.push_back(Ok(1)));
-    let a = agent(&world, dir.path(), HostMode::Master);
     let start = tokio::time::Instant::now();
-    a.apply_status(writer(1)).await.unwrap();
-    world.take_ops();
+    let (world, a) = active_writer(dir.path()).await;
     // A reconciliation holds the gate, waiting for MySQL's status; the lease is not renewed.
     world.with(|w| w.status_hangs = true);
     let reconcile = tokio::spawn({

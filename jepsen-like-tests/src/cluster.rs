@@ -129,6 +129,14 @@ impl Docker {
         Ok(pid)
     }
 
+    /// Whether the container is frozen (`docker pause`).
+    pub async fn paused(&self, svc: &str) -> Result<bool> {
+        let out = self
+            .container(&["inspect", "-f", "{{.State.Paused}}"], svc)
+            .await?;
+        Ok(out.trim() == "true")
+    }
+
     /// Whether the container is running (and not paused).
     pub async fn running(&self, svc: &str) -> bool {
         self.pid(svc).await.is_ok()

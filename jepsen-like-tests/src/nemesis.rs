@@ -316,10 +316,7 @@ pub async fn heal(docker: &Docker, a: &Applied) -> Result<()> {
             }
         }
         Kind::PauseMonitor => {
-            let paused = docker
-                .container(&["inspect", "-f", "{{.State.Paused}}"], svc)
-                .await?;
-            if paused.trim() == "true" {
+            if docker.paused(svc).await? {
                 docker.container(&["unpause"], svc).await?;
             }
         }
@@ -327,14 +324,8 @@ pub async fn heal(docker: &Docker, a: &Applied) -> Result<()> {
     }
     // Whatever the fault, a container that is not running is started again (a killed monitor,
     // an agent's container Docker has not restarted yet).
-    if !docker.running(svc).await {
-        let paused = docker
-            .container(&["inspect", "-f", "{{.State.Paused}}"], svc)
-            .await
-            .unwrap_or_default();
-        if paused.trim() != "true" {
-            docker.container(&["start"], svc).await?;
-        }
+    if !docker.running(svc).await && !docker.paused(svc).await.unwrap_or(false) {
+        docker.container(&["start"], svc).await?;
     }
     Ok(())
 }

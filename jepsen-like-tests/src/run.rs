@@ -320,8 +320,7 @@ pub async fn run(opts: Options) -> Result<bool> {
             writer_before: before,
             writer_after: after,
         };
-        let ops_so_far = workload.snapshot();
-        let outage = checker::outage(&ops_so_far, start, stable.unwrap_or(healed));
+        let outage = workload.outage(start, stable.unwrap_or(healed));
         say(
             t0,
             &format!(

@@ -101,9 +101,10 @@ impl Workload {
         (n(Outcome::Ok), n(Outcome::Fail), n(Outcome::Unknown))
     }
 
-    /// The operations completed so far.
-    pub fn snapshot(&self) -> Vec<Op> {
-        self.ops.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// [`crate::checker::outage`] over the operations completed so far.
+    pub fn outage(&self, from: crate::history::Nanos, to: crate::history::Nanos) -> u64 {
+        let ops = self.ops.lock().unwrap_or_else(|e| e.into_inner());
+        crate::checker::outage(&ops, from, to)
     }
 
     /// Stops every process once its operation in flight ends; returns the whole history.
