@@ -301,6 +301,32 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_straddling_the_end_of_a_certain_span_is_not_an_overlap() {
+        // master1 is certainly writable from 0.5 to 100 ms; master2's read ran somewhere
+        // between 99.8 and 101 ms, so it may have come after master1 stopped.
+        let straddling = Sample {
+            host: "master2".into(),
+            invoke: 99 * MS + 800_000,
+            complete: 101 * MS,
+            seen: Seen::Writable {
+                writable: Some(true),
+            },
+        };
+        let mut s = vec![
+            ro("master1", 0, Some(true)),
+            ro("master1", 100, Some(true)),
+            ro("master1", 200, Some(false)),
+            straddling,
+            ro("master2", 300, Some(false)),
+        ];
+        assert!(overlaps(&s, 500 * MS, writable).is_empty());
+        // Inside the span, the same read is an overlap.
+        s[3].invoke = 50 * MS;
+        s[3].complete = 51 * MS;
+        assert_eq!(overlaps(&s, 500 * MS, writable).len(), 1);
+    }
+
+    #[test]
     fn a_sample_that_could_not_tell_or_a_long_gap_breaks_the_certain_span() {
         // master1 true, unknown, true: not certain in between, so master2's single true
         // sample at 100 is no overlap; the same with a gap longer than max_gap.
