@@ -140,12 +140,19 @@ impl Driver {
                         continue;
                     }
                 }
-                let catch_up_to = if writer.as_ref() == Some(host) {
-                    self.drained.get(&st.epoch).cloned()
+                let (catch_up_to, peers) = if writer.as_ref() == Some(host) {
+                    (
+                        self.drained.get(&st.epoch).cloned(),
+                        st.catch_up_peers(host),
+                    )
                 } else {
-                    None
+                    (None, Vec::new())
                 };
-                self.send_status(desired, catch_up_to);
+                self.send_status(SetStatus {
+                    status: desired,
+                    catch_up_to,
+                    peers,
+                });
             }
         }
         if self.last_ping.is_none_or(|t| now.since(t) >= PING_EVERY) {
@@ -158,20 +165,17 @@ impl Driver {
         }
     }
 
-    fn send_status(&mut self, status: AgentStatus, catch_up_to: Option<String>) {
+    fn send_status(&mut self, req: SetStatus) {
+        let status = &req.status;
         let host = status.host.clone();
         let Some(addr) = self.agents.get(&host).copied() else {
             return;
         };
         self.in_flight.insert(host.clone());
-        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, catch_up_to = ?catch_up_to, "sending status to agent");
+        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, catch_up_to = ?req.catch_up_to, peers = ?req.peers, "sending status to agent");
         let client = self.client.clone();
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
-            let req = SetStatus {
-                status,
-                catch_up_to,
-            };
             let result = client.set_status(addr, &req, STATUS_TIMEOUT).await;
             let _ = tx.send(Done::Status {
                 host,

@@ -29,6 +29,30 @@ async fn a_killed_master_mysqld_fails_over_to_the_other_master_without_losing_wr
     fail_over("master mysqld SIGKILL", fault, "db2").await;
 }
 
+/// db2 stops receiving for half a second before db1's mysqld dies: the writes of that half
+/// second were acknowledged by the slaves (semi-sync) and db2 never got them. The new writer
+/// fetches them from the slave furthest ahead before it takes writes; a promotion that applied
+/// only its own relay log would lose them, and the slaves could not replicate from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_writer_that_missed_the_last_writes_fetches_them_from_a_slave() {
+    let fault: Fault = Box::new(|c| {
+        Box::pin(async move {
+            c.db("db2")
+                .exec("STOP SLAVE IO_THREAD")
+                .await
+                .expect("db2 stops receiving");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c.db_mut("db1").kill9();
+        })
+    });
+    fail_over(
+        "master mysqld SIGKILL, the other master behind the slaves",
+        fault,
+        "db2",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_cut_from_the_network_fences_itself_and_the_other_master_takes_over() {
     let fault: Fault = Box::new(|c| Box::pin(async move { c.lab.cut("db1").expect("cut db1") }));

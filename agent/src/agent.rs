@@ -4,8 +4,9 @@
 //! The writer role is active (read_only off, writer VIP on) only under a lease for the epoch the
 //! agent was told. Activation and fencing serialize on one gate, and activation re-checks the
 //! lease inside it, so a fence can never be overtaken by a late activation. Demotion removes the
-//! VIP first, then sets read_only and kills client sessions; promotion waits for the relay log,
-//! obtains a lease, then clears read_only and adds the VIP. Any host that is not the active
+//! VIP first, then sets read_only and kills client sessions; promotion waits for the relay log
+//! (after an unplanned move also fetching what a peer executed beyond it), obtains a lease, then
+//! clears read_only and adds the VIP. Any host that is not the active
 //! writer is kept read-only with no writer VIP by the reconciliation loop.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,14 +15,21 @@ use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use mmm_core::api::{HostReport, LeaseRequest};
+use mmm_core::gtid::GtidPos;
 use mmm_core::{AgentStatus, HostMode, HostState, RoleIp, RoleName};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::monitors::{Monitors, RenewError};
-use crate::ops::{Mysql, RepointMethod, Source, Vips};
+use crate::ops::{Mysql, MysqlError, RepointMethod, Source, Vips};
 use crate::protocol::{ClearBadRoles, Cleared, SetStatus, StatusReply, SystemStatus, WriterState};
 use crate::store::{Persisted, Store, StoreError};
+
+/// How long a new writer waits for a peer's executed position (connecting included): a peer
+/// that does not answer by then is skipped, so a host cut off delays no promotion longer.
+const PEER_SURVEY: Duration = Duration::from_secs(2);
+/// Of that, how long a peer may take to apply its relay log before its position is read.
+const PEER_APPLY: Duration = Duration::from_secs(1);
 
 /// A role as the configuration defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +128,9 @@ struct Inner {
     repointed_to: Option<String>,
     /// The epoch whose promotion already waited for the relay log.
     caught_up: Option<u64>,
+    /// For the writer: the hosts it may have to fetch transactions from (the latest
+    /// [`SetStatus::peers`]).
+    peers: Vec<String>,
     /// A monitor sent a status since this process started. Until then the remembered status
     /// may be stale (its roles moved while the agent was down), so reconciliation restores
     /// no reader VIP from it: it would put an address back that another host now holds.
@@ -251,6 +262,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         let SetStatus {
             status,
             catch_up_to,
+            peers,
         } = req;
         let mut inner = self.inner.lock().await;
         self.check_host_and_epoch(status.host.as_str(), status.epoch.0, inner.persisted.epoch)?;
@@ -277,6 +289,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             inner.persisted = new_persisted;
         }
         inner.confirmed = true;
+        inner.peers = if new_writer_epoch.is_some() {
+            peers
+        } else {
+            Vec::new()
+        };
         let mut log = Log::default();
         if old_writer_epoch != new_writer_epoch {
             *lock(&self.writer_epoch) = new_writer_epoch;
@@ -414,12 +431,16 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     .await
                     .map(|()| format!("executed the old writer's last position {p}"))
                     .map_err(|e| format!("waiting for the old writer's last writes: {e}")),
-                None => self
-                    .mysql
-                    .wait_relay_applied(limit)
-                    .await
-                    .map(|()| "relay log applied".to_string())
-                    .map_err(|e| format!("waiting for the relay log: {e}")),
+                None => match self.mysql.wait_relay_applied(limit).await {
+                    Ok(()) => self
+                        .catch_up_from_peers(&inner.peers, limit)
+                        .await
+                        .map(|fetched| match fetched {
+                            Some(f) => format!("relay log applied; {f}"),
+                            None => "relay log applied".to_string(),
+                        }),
+                    Err(e) => Err(format!("waiting for the relay log: {e}")),
+                },
             };
             match caught_up {
                 Ok(done) => {
@@ -446,6 +467,85 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 log.failed(reason);
             }
         }
+    }
+
+    /// After an unplanned move, once its relay log is applied: a peer may have received the
+    /// old writer's last transactions (a slave that acknowledged them under semi-sync) when
+    /// this host did not. Reads every peer's executed position (unreachable peers are
+    /// skipped: they cannot be fetched from) and fetches from each one ahead, furthest first,
+    /// so the slaves can replicate from this host and no acknowledged write is lost. Says
+    /// what it fetched; an error when a peer ahead could not be fetched from (the promotion
+    /// waits and tries again).
+    async fn catch_up_from_peers(
+        &self,
+        peers: &[String],
+        limit: Duration,
+    ) -> Result<Option<String>, String> {
+        let sources: Vec<&Source> = peers
+            .iter()
+            .filter(|p| **p != self.settings.host)
+            .filter_map(|p| self.settings.sources.get(p))
+            .collect();
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let own = self
+            .mysql
+            .executed_position()
+            .await
+            .map_err(|e| format!("reading the executed GTID position: {e}"))?;
+        let mut own = match GtidPos::parse(own.as_deref().unwrap_or_default()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(host = %self.settings.host, error = %e, "not a MariaDB GTID position: peers are not compared");
+                return Ok(None);
+            }
+        };
+        let read = sources.iter().map(|s| async move {
+            let answer = tokio::time::timeout(PEER_SURVEY, self.mysql.peer_executed(s, PEER_APPLY))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(MysqlError::Timeout {
+                        what: format!("reading the executed position of {}", s.name),
+                        timeout: PEER_SURVEY,
+                    })
+                });
+            (*s, answer)
+        });
+        let mut ahead = Vec::new();
+        for (source, answer) in futures::future::join_all(read).await {
+            match answer.map(|p| p.map(|p| GtidPos::parse(&p))) {
+                Ok(Some(Ok(p))) if own.behind(&p) > 0 => ahead.push((source, p)),
+                Ok(Some(Ok(_)) | None) => {}
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(host = %self.settings.host, peer = %source.name, error = %e, "peer skipped")
+                }
+                Err(e) => {
+                    tracing::warn!(host = %self.settings.host, peer = %source.name, error = %e, "peer skipped: its position cannot be read")
+                }
+            }
+        }
+        ahead.sort_by_key(|(s, p)| (std::cmp::Reverse(own.behind(p)), s.name.clone()));
+        let mut fetched = Vec::new();
+        for (source, position) in ahead {
+            let missing: Vec<String> = own
+                .missing(&position)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let missing = missing.join(",");
+            tracing::warn!(host = %self.settings.host, peer = %source.name, %position, %missing, "a peer executed more than this new writer: fetching from it");
+            self.mysql
+                .catch_up_from(source, &position.to_string(), limit)
+                .await
+                .map_err(|e| format!("fetching {missing} from {}: {e}", source.name))?;
+            own = own.merge(&position);
+            fetched.push(format!("fetched up to {missing} from {}", source.name));
+        }
+        Ok((!fetched.is_empty()).then(|| fetched.join("; ")))
     }
 
     /// Asks for the lease once; on a grant, records its deadline. A refusal means this host
@@ -711,6 +811,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     /// process.
     pub async fn reconcile(&self) -> Vec<String> {
         let mut fixed = Vec::new();
+        let server;
         {
             let gate = self.gate.lock().await;
             let writer_ips = self.settings.writer_ips();
@@ -733,7 +834,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     }
                 }
             }
-            if let Ok(st) = self.mysql.status().await {
+            server = self.mysql.status().await.ok();
+            if let Some(st) = &server {
                 if gate.active
                     && st.read_only
                     && self.lease_valid_now()
@@ -753,6 +855,15 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             // A re-pointing that failed (the new master may not have the slave's last GTID
             // yet while it catches up) is tried again on every pass; not from a remembered
             // status before a monitor confirms it (the master may have changed meanwhile).
+            // So is one whose IO thread stopped on an error afterwards (the new master did not
+            // have this slave's last GTID yet when it first asked): MariaDB does not retry that.
+            let stalled = server
+                .as_ref()
+                .and_then(|st| st.replica.as_ref())
+                .is_some_and(|r| !r.io_running && r.last_io_error.is_some());
+            if stalled && self.settings.mode == HostMode::Slave {
+                inner.repointed_to = None;
+            }
             let due = self.due_repoint(&inner).filter(|_| inner.confirmed);
             if let Some(master) = due {
                 let mut log = Log::default();

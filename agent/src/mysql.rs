@@ -332,6 +332,9 @@ pub struct ChangeSource<'a> {
     pub password: &'a Secret,
     /// How to position.
     pub positioning: Positioning,
+    /// A named replication connection (MariaDB multi-source `CHANGE MASTER 'name' TO`, MySQL
+    /// `FOR CHANNEL 'name'`) instead of the default one.
+    pub connection: Option<&'a str>,
 }
 
 /// `CHANGE MASTER TO ...` (MariaDB, MySQL before 8.0.23) or `CHANGE REPLICATION SOURCE TO ...`
@@ -339,13 +342,17 @@ pub struct ChangeSource<'a> {
 pub fn change_source_sql(flavor: Flavor, to: &ChangeSource<'_>) -> Sql {
     let source_syntax = flavor.mysql_at_least((8, 0, 23));
     let (head, k) = if source_syntax {
-        ("CHANGE REPLICATION SOURCE TO", "SOURCE")
+        ("CHANGE REPLICATION SOURCE", "SOURCE")
     } else {
-        ("CHANGE MASTER TO", "MASTER")
+        ("CHANGE MASTER", "MASTER")
+    };
+    let named = match to.connection {
+        Some(name) if flavor.mariadb => format!(" {}", quote(name)),
+        _ => String::new(),
     };
     let build = |password: &str| {
         let mut s = format!(
-            "{head} {k}_HOST={}, {k}_PORT={}, {k}_USER={}, {k}_PASSWORD={password}",
+            "{head}{named} TO {k}_HOST={}, {k}_PORT={}, {k}_USER={}, {k}_PASSWORD={password}",
             quote(to.host),
             to.port,
             quote(to.user),
@@ -370,12 +377,48 @@ pub fn change_source_sql(flavor: Flavor, to: &ChangeSource<'_>) -> Sql {
                 }
             }
         }
+        if let (Some(name), false) = (to.connection, flavor.mariadb) {
+            s.push_str(&format!(" FOR CHANNEL {}", quote(name)));
+        }
         s
     };
     Sql {
         text: build(&quote(to.password.expose())),
         shown: build("'<redacted>'"),
         secret: Some(to.password.clone()),
+    }
+}
+
+/// The replication connection a new writer fetches a more advanced peer's transactions
+/// through; it exists only while it does.
+pub const CATCHUP_CONNECTION: &str = "mmm_catchup";
+
+/// `START SLAVE 'name'`, `STOP SLAVE 'name'`, `RESET SLAVE 'name' ALL` and
+/// `SHOW SLAVE 'name' STATUS` (MariaDB multi-source; MySQL's `FOR CHANNEL` forms, unit-tested
+/// only), in that order.
+pub fn named_connection_sql(flavor: Flavor, name: &str) -> [String; 4] {
+    let name = quote(name);
+    if flavor.mariadb {
+        [
+            format!("START SLAVE {name}"),
+            format!("STOP SLAVE {name}"),
+            format!("RESET SLAVE {name} ALL"),
+            format!("SHOW SLAVE {name} STATUS"),
+        ]
+    } else {
+        [
+            format!("{} FOR CHANNEL {name}", flavor.start_replica()),
+            format!("{} FOR CHANNEL {name}", flavor.stop_replica()),
+            format!(
+                "RESET {} ALL FOR CHANNEL {name}",
+                if flavor.mysql_at_least((8, 0, 22)) {
+                    "REPLICA"
+                } else {
+                    "SLAVE"
+                }
+            ),
+            format!("{} FOR CHANNEL {name}", flavor.show_replica_status()),
+        ]
     }
 }
 
@@ -822,6 +865,28 @@ struct Lease<'a> {
     conn: Option<Conn>,
     id: u64,
     healthy: bool,
+}
+
+impl<'a> Lease<'a> {
+    /// A connection of its own (not pooled) to `connector`'s server.
+    async fn open(connector: &'a Connector) -> Result<Lease<'a>, MysqlError> {
+        let conn = connector.connect().await?;
+        Ok(Lease {
+            connector,
+            pool: None,
+            id: u64::from(conn.id()),
+            conn: Some(conn),
+            healthy: true,
+        })
+    }
+
+    /// Closes a connection of its own politely; best effort, bounded (the answers are in
+    /// hand).
+    async fn close(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = timeout(self.connector.query_timeout, conn.disconnect()).await;
+        }
+    }
 }
 
 impl Lease<'_> {
@@ -1318,9 +1383,9 @@ impl Server {
         }
     }
 
-    /// The new master's current binlog coordinate, read with the agent's account there.
-    async fn source_binlog_position(&self, source: &Source) -> Result<BinlogPos, MysqlError> {
-        let connector = Connector::new(
+    /// How to connect to another host's server: with the agent's account there.
+    fn peer_connector(&self, source: &Source) -> Connector {
+        Connector::new(
             &Endpoint::Tcp {
                 host: source.host.clone(),
                 port: source.port,
@@ -1329,15 +1394,13 @@ impl Server {
             &source.agent_password,
             self.connector.connect_timeout,
             self.connector.query_timeout,
-        );
-        let conn = connector.connect().await?;
-        let mut lease = Lease {
-            connector: &connector,
-            pool: None,
-            id: u64::from(conn.id()),
-            conn: Some(conn),
-            healthy: true,
-        };
+        )
+    }
+
+    /// The new master's current binlog coordinate, read with the agent's account there.
+    async fn source_binlog_position(&self, source: &Source) -> Result<BinlogPos, MysqlError> {
+        let connector = self.peer_connector(source);
+        let mut lease = Lease::open(&connector).await?;
         let flavor = lease.flavor().await?;
         let pos = lease.binlog_status(flavor).await?.ok_or_else(|| {
             unexpected(
@@ -1348,11 +1411,105 @@ impl Server {
                 ),
             )
         })?;
-        if let Some(conn) = lease.conn.take() {
-            // Best effort: the answer is in hand.
-            let _ = timeout(self.connector.query_timeout, conn.disconnect()).await;
-        }
+        lease.close().await;
         Ok(pos)
+    }
+
+    /// Removes the catch-up connection if it exists (`STOP SLAVE 'name'` answers "There is no
+    /// master connection" when it does not).
+    async fn drop_catchup_connection(
+        &self,
+        lease: &mut Lease<'_>,
+        flavor: Flavor,
+    ) -> Result<(), MysqlError> {
+        let [_, stop, reset, _] = named_connection_sql(flavor, CATCHUP_CONNECTION);
+        match lease.exec(&Sql::plain(stop)).await {
+            Err(MysqlError::Statement { reason, .. })
+                if reason.to_ascii_lowercase().contains("no master connection") =>
+            {
+                return Ok(());
+            }
+            other => other?,
+        }
+        lease.exec(&Sql::plain(reset)).await?;
+        info!(addr = %self.connector.addr, "removed the catch-up replication connection");
+        Ok(())
+    }
+
+    /// The fetching of [`Mysql::catch_up_from`], once the default connection is stopped:
+    /// the catch-up connection replicates from `peer` by GTID until this server has executed
+    /// `wanted`, or fails with what its threads say.
+    async fn fetch_from_peer(
+        &self,
+        lease: &mut Lease<'_>,
+        flavor: Flavor,
+        peer: &Source,
+        wanted: &GtidPos,
+        limit: Duration,
+    ) -> Result<(), MysqlError> {
+        let [start, _, _, show] = named_connection_sql(flavor, CATCHUP_CONNECTION);
+        let vars = lease
+            .variables(&["gtid_slave_pos", "gtid_binlog_pos"])
+            .await?;
+        let slave_pos = vars.get("gtid_slave_pos").cloned().unwrap_or_default();
+        let binlog_pos = vars.get("gtid_binlog_pos").cloned().unwrap_or_default();
+        let change = change_source_sql(
+            flavor,
+            &ChangeSource {
+                host: &peer.host,
+                port: peer.port,
+                user: &peer.replication_user,
+                password: &peer.replication_password,
+                positioning: mariadb_gtid_positioning(flavor, &slave_pos, &binlog_pos),
+                connection: Some(CATCHUP_CONNECTION),
+            },
+        );
+        lease.exec(&change).await?;
+        lease.exec(&Sql::plain(start.clone())).await?;
+        info!(addr = %self.connector.addr, peer = %peer.name, %wanted, "fetching from a peer that executed more");
+        let deadline = Instant::now() + limit;
+        loop {
+            let have = lease.mariadb_executed().await?;
+            if have.covers(wanted) {
+                return Ok(());
+            }
+            let rows = lease.query(&show).await?;
+            if let Some(row) = rows.first() {
+                let status = parse_replica_status(&show, row)?;
+                let failure = match (&status.last_sql_error, &status.last_io_error) {
+                    (Some(e), _) if !status.sql_running => {
+                        Some(format!("the SQL thread stopped: {e}"))
+                    }
+                    (_, Some(e)) if !status.io_running => Some(format!(
+                        "the IO thread cannot fetch from {} ({}:{}): {e}",
+                        peer.name, peer.host, peer.port
+                    )),
+                    _ => None,
+                };
+                if let Some(reason) = failure {
+                    return Err(MysqlError::Statement {
+                        statement: start,
+                        reason: redact_all(&reason, peer),
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<String> = have
+                    .missing(wanted)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                return Err(MysqlError::Timeout {
+                    what: format!(
+                        "fetching GTID position {wanted} from {} (at {have}, {} not reached)",
+                        peer.name,
+                        missing.join(",")
+                    ),
+                    timeout: limit,
+                });
+            }
+            sleep(POLL).await;
+        }
     }
 
     /// `CHANGE MASTER TO` the source, by GTID (`gtid`) or at its current binlog position.
@@ -1378,6 +1535,7 @@ impl Server {
                 user: &source.replication_user,
                 password: &source.replication_password,
                 positioning,
+                connection: None,
             },
         );
         lease.exec(&change).await?;
@@ -1625,6 +1783,113 @@ impl Mysql for Server {
     /// A MariaDB server without any GTID history would ask the new master for its whole binlog,
     /// so it gets MMM's method instead, like `FilePosition`: the new master's current
     /// `SHOW MASTER STATUS`, read with the agent's account there, and `MASTER_USE_GTID=no`.
+    /// Connects to `peer` with the agent's account there, gives it up to `limit` to apply its
+    /// relay log, and reads what it executed (`gtid_binlog_pos` merged with `gtid_slave_pos`).
+    /// MariaDB only: a MySQL peer is an error.
+    async fn peer_executed(
+        &self,
+        peer: &Source,
+        limit: Duration,
+    ) -> Result<Option<String>, MysqlError> {
+        let connector = self.peer_connector(peer);
+        let mut lease = Lease::open(&connector).await?;
+        let flavor = lease.flavor().await?;
+        if !flavor.mariadb {
+            return Err(unexpected(
+                "SELECT @@version",
+                format!(
+                    "{} runs MySQL: positions of peers are compared on MariaDB only",
+                    peer.name
+                ),
+            ));
+        }
+        if let Err(e) = self.wait_applied(&mut lease, flavor, limit).await {
+            if matches!(e, MysqlError::Unreachable { .. }) {
+                return Err(e);
+            }
+            warn!(peer = %peer.name, error = %e, "the peer has not applied its relay log: taking its position as it is");
+        }
+        let position = lease.mariadb_executed().await?;
+        lease.close().await;
+        Ok(Some(position.to_string()).filter(|p| !p.is_empty()))
+    }
+
+    /// MariaDB: stops the default replication connection (and semi-sync waits, if on: what is
+    /// fetched exists on the peer already), replicates from `peer` through the catch-up
+    /// connection until `position` is executed, then removes that connection, turns semi-sync
+    /// back on and restarts the default connection if it ran, whatever happened. MySQL: an error (not
+    /// implemented).
+    async fn catch_up_from(
+        &self,
+        peer: &Source,
+        position: &str,
+        limit: Duration,
+    ) -> Result<(), MysqlError> {
+        let wanted = GtidPos::parse(position).map_err(|e| MysqlError::Unexpected {
+            query: "the position to fetch".into(),
+            reason: e.to_string(),
+        })?;
+        let mut lease = self.lease().await?;
+        let flavor = lease.flavor().await?;
+        if !flavor.mariadb {
+            return Err(unexpected(
+                "catching up from a peer",
+                "implemented for MariaDB only",
+            ));
+        }
+        // Left over by a catch-up that was cut short (the agent or the server stopped).
+        self.drop_catchup_connection(&mut lease, flavor).await?;
+        let default = lease.replica_status(flavor).await?;
+        let was_running = default
+            .as_ref()
+            .is_some_and(|r| r.io_running || r.sql_running);
+        if default.is_some() {
+            lease.exec(&Sql::plain(flavor.stop_replica())).await?;
+        }
+        // The fetched transactions exist on the peer already; with semi-sync on and no replica
+        // connected yet (they are waiting for this very catch-up), each would wait out
+        // `rpl_semi_sync_master_timeout` for an acknowledgement. Off meanwhile, on again after.
+        let semi_sync = lease
+            .variables(&["rpl_semi_sync_master_enabled"])
+            .await?
+            .get("rpl_semi_sync_master_enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
+        if semi_sync {
+            lease
+                .exec(&Sql::plain("SET GLOBAL rpl_semi_sync_master_enabled=OFF"))
+                .await?;
+        }
+        let fetched = self
+            .fetch_from_peer(&mut lease, flavor, peer, &wanted, limit)
+            .await;
+        drop(lease);
+        let cleanup = async {
+            let mut lease = self.lease().await?;
+            self.drop_catchup_connection(&mut lease, flavor).await?;
+            if semi_sync {
+                lease
+                    .exec(&Sql::plain("SET GLOBAL rpl_semi_sync_master_enabled=ON"))
+                    .await?;
+            }
+            if was_running {
+                lease.exec(&Sql::plain(flavor.start_replica())).await?;
+            }
+            Ok::<(), MysqlError>(())
+        }
+        .await;
+        match (fetched, cleanup) {
+            (Err(e), Err(c)) => {
+                warn!(addr = %self.connector.addr, error = %c, "could not remove the catch-up connection");
+                Err(e)
+            }
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => {
+                info!(addr = %self.connector.addr, peer = %peer.name, %wanted, "fetched what a peer had executed");
+                Ok(())
+            }
+        }
+    }
+
     async fn repoint(
         &self,
         source: &Source,
@@ -1811,6 +2076,7 @@ mod tests {
                 user: "repl",
                 password: &password,
                 positioning,
+                connection: None,
             },
         )
     }
@@ -1889,6 +2155,58 @@ mod tests {
     }
 
     #[test]
+    fn a_named_connection_on_each_flavour() {
+        let password = Secret::new("pw");
+        let to = |f| {
+            change_source_sql(
+                f,
+                &ChangeSource {
+                    host: "10.0.0.3",
+                    port: 3306,
+                    user: "repl",
+                    password: &password,
+                    positioning: Positioning::SlavePos,
+                    connection: Some(CATCHUP_CONNECTION),
+                },
+            )
+        };
+        assert_eq!(
+            to(MARIADB).shown(),
+            "CHANGE MASTER 'mmm_catchup' TO MASTER_HOST='10.0.0.3', MASTER_PORT=3306, \
+             MASTER_USER='repl', MASTER_PASSWORD='<redacted>', MASTER_USE_GTID=slave_pos"
+        );
+        assert_eq!(
+            named_connection_sql(MARIADB, CATCHUP_CONNECTION),
+            [
+                "START SLAVE 'mmm_catchup'",
+                "STOP SLAVE 'mmm_catchup'",
+                "RESET SLAVE 'mmm_catchup' ALL",
+                "SHOW SLAVE 'mmm_catchup' STATUS"
+            ]
+        );
+        // MySQL path: unit-tested only.
+        assert!(to(MYSQL_8036)
+            .shown()
+            .starts_with("CHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.0.3'"));
+        assert!(to(MYSQL_8036)
+            .shown()
+            .ends_with("FOR CHANNEL 'mmm_catchup'"));
+        assert_eq!(
+            named_connection_sql(MYSQL_8036, "c"),
+            [
+                "START REPLICA FOR CHANNEL 'c'",
+                "STOP REPLICA FOR CHANNEL 'c'",
+                "RESET REPLICA ALL FOR CHANNEL 'c'",
+                "SHOW REPLICA STATUS FOR CHANNEL 'c'"
+            ]
+        );
+        assert_eq!(
+            named_connection_sql(MYSQL_57, "c")[2],
+            "RESET SLAVE ALL FOR CHANNEL 'c'"
+        );
+    }
+
+    #[test]
     fn waits_by_flavour() {
         let d = Duration::from_millis(2500);
         assert_eq!(
@@ -1956,6 +2274,7 @@ mod tests {
                 user: "u",
                 password: &password,
                 positioning: Positioning::SlavePos,
+                connection: None,
             },
         );
         let message = "You have an error in your SQL syntax near 'hunter2' MASTER_USE_GTID";

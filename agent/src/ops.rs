@@ -231,6 +231,23 @@ pub trait Mysql: Send + Sync {
         position: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), MysqlError>> + Send;
+    /// What another host's server (`peer`) has executed, once it applied its relay log (at
+    /// most `timeout` of waiting); `None` when it has no GTIDs. A new writer asks every peer
+    /// after an unplanned move: one of them may have received the old writer's last
+    /// transactions (and acknowledged them) when this host did not.
+    fn peer_executed(
+        &self,
+        peer: &Source,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Option<String>, MysqlError>> + Send;
+    /// Fetches from `peer` what it has and this server lacks, until this server has executed
+    /// `position` (at most `timeout`), leaving replication as it was.
+    fn catch_up_from(
+        &self,
+        peer: &Source,
+        position: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), MysqlError>> + Send;
     /// Makes this server replicate from `source`: `STOP SLAVE`, `CHANGE MASTER TO ...` (by GTID
     /// or at the new master's current binlog position), `START SLAVE`.
     fn repoint(

@@ -63,6 +63,11 @@ pub struct SetStatus {
     /// when it could not report one (then the promotion waits for the relay log only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_to: Option<String>,
+    /// For a new writer without that position (an unplanned move): the other hosts whose
+    /// server may have executed more than it (every host the committed state does not have
+    /// HARD_OFFLINE); it fetches from the one furthest ahead before it takes writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 impl From<AgentStatus> for SetStatus {
@@ -71,6 +76,7 @@ impl From<AgentStatus> for SetStatus {
         SetStatus {
             status,
             catch_up_to: None,
+            peers: Vec::new(),
         }
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use mmm_agent::agent::{Agent, Refusal, RoleDef, Settings};
 use mmm_agent::monitors::{Monitors, RenewError};
 use mmm_agent::ops::{
-    Killed, Mysql, MysqlError, RepointMethod, Repointed, ServerStatus, Source, VipError, Vips,
+    BinlogPos, Killed, Mysql, MysqlError, ReplicaStatus, RepointMethod, Repointed, ServerStatus,
+    Source, VipError, Vips,
 };
 use mmm_agent::protocol::{SetStatus, WriterState};
 use mmm_agent::store::Store;
@@ -43,6 +44,12 @@ struct World {
     repoint_failures: u32,
     /// What the monitor answers to a report: confirmed or not.
     confirm_reports: bool,
+    /// What each peer has executed; a peer missing here does not answer.
+    peer_positions: BTreeMap<String, String>,
+    /// Fetching from a peer fails.
+    fetch_fails: bool,
+    /// What `SHOW SLAVE STATUS` says.
+    replica: Option<ReplicaStatus>,
     /// `status()` does not answer while set (`SHOW MASTER STATUS` behind commits that wait
     /// for a semi-sync acknowledgement).
     status_hangs: bool,
@@ -112,7 +119,7 @@ impl Mysql for Shared {
             uptime_secs: 1,
             binlog: None,
             gtid_executed: None,
-            replica: None,
+            replica: self.with(|w| w.replica.clone()),
         })
     }
     async fn set_read_only(&self, on: bool) -> Result<(), MysqlError> {
@@ -137,6 +144,34 @@ impl Mysql for Shared {
                 timeout,
             });
         }
+        Ok(())
+    }
+    async fn peer_executed(
+        &self,
+        peer: &Source,
+        _: Duration,
+    ) -> Result<Option<String>, MysqlError> {
+        self.with(|w| w.peer_positions.get(&peer.name).cloned())
+            .map(Some)
+            .ok_or_else(|| MysqlError::Unreachable {
+                addr: peer.name.clone(),
+                reason: "no route to host".into(),
+            })
+    }
+    async fn catch_up_from(
+        &self,
+        peer: &Source,
+        position: &str,
+        timeout: Duration,
+    ) -> Result<(), MysqlError> {
+        self.with(|w| w.ops.push(format!("fetch {position} from {}", peer.name)));
+        if self.with(|w| w.fetch_fails) {
+            return Err(MysqlError::Timeout {
+                what: format!("fetching GTID position {position}"),
+                timeout,
+            });
+        }
+        self.with(|w| w.executed = Some(position.to_string()));
         Ok(())
     }
     async fn wait_relay_applied(&self, _: Duration) -> Result<(), MysqlError> {
@@ -217,7 +252,10 @@ fn settings(mode: HostMode) -> Settings {
             (RoleName::new("writer"), role(WRITER_IP)),
             (RoleName::new("reader"), role(READER_IP)),
         ]),
-        sources: BTreeMap::from([("db1".into(), source("db1")), ("db2".into(), source("db2"))]),
+        sources: ["db1", "db2", "db3", "db4"]
+            .into_iter()
+            .map(|h| (h.to_string(), source(h)))
+            .collect(),
         max_kill_retries: 10,
         kill_pause: Duration::from_millis(100),
         fence_margin: Duration::from_millis(300),
@@ -280,6 +318,61 @@ async fn promotion_catches_up_then_gets_a_lease_then_clears_read_only_then_adds_
         ["catch-up", "renew 1", "read_only=0", "vip+ 10.0.0.100"]
     );
     assert!(matches!(reply.writer, WriterState::Active { .. }));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unplanned_promotion_fetches_from_the_peer_furthest_ahead_before_taking_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.executed = Some("0-1-100".into());
+        w.read_only = true;
+        // db2 (the old writer) does not answer; db3 acknowledged two more transactions than
+        // this host received, db4 one: fetching from db3 covers db4.
+        w.peer_positions = BTreeMap::from([
+            ("db3".to_string(), "0-1-102".to_string()),
+            ("db4".to_string(), "0-1-101".to_string()),
+        ]);
+        w.fetch_fails = true;
+        w.default_grant = Some(Ok(1));
+    });
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let req = |status| SetStatus {
+        status,
+        catch_up_to: None,
+        peers: vec!["db2".into(), "db3".into(), "db4".into()],
+    };
+    let reply = a.apply(req(writer(1))).await.unwrap();
+    assert!(
+        matches!(&reply.writer, WriterState::Waiting { reason } if reason.contains("fetching 0-1-102 from db3")),
+        "a peer ahead that cannot be fetched from holds the promotion: {reply:?}"
+    );
+    assert_eq!(world.take_ops(), ["catch-up", "fetch 0-1-102 from db3"]);
+    assert!(world.with(|w| w.read_only), "still read-only");
+
+    world.with(|w| w.fetch_fails = false);
+    let reply = a.apply(req(writer(1))).await.unwrap();
+    assert!(
+        matches!(reply.writer, WriterState::Active { .. }),
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .done
+            .iter()
+            .any(|d| d.contains("fetched up to 0-1-102 from db3")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        world.take_ops(),
+        [
+            "catch-up",
+            "fetch 0-1-102 from db3",
+            "renew 1",
+            "read_only=0",
+            "vip+ 10.0.0.100"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -710,6 +803,7 @@ async fn a_demoted_master_reports_where_it_stopped_and_a_new_writer_executes_tha
     let req = SetStatus {
         status: writer(3),
         catch_up_to: Some("0-2-900".into()),
+        peers: vec!["db2".into()],
     };
     let reply = a.apply(req).await.unwrap();
     assert!(
@@ -771,4 +865,36 @@ async fn a_failed_repointing_is_retried_by_reconciliation_until_it_works() {
     assert_eq!(fixed, ["re-pointed to db2 after an earlier failure"]);
     a.reconcile().await;
     assert_eq!(world.take_ops(), Vec::<String>::new(), "done: not again");
+
+    // The IO thread stops on an error afterwards (the new master lacked this slave's last
+    // GTID when it first asked): reconciliation starts it again; a thread stopped without an
+    // error (a DBA's STOP SLAVE) is left alone.
+    let pos = BinlogPos {
+        file: "mysql-bin.000002".into(),
+        pos: 4,
+    };
+    let replica = |error: Option<&str>| ReplicaStatus {
+        master_host: "127.0.0.1".into(),
+        master_port: 3306,
+        io_running: false,
+        sql_running: true,
+        seconds_behind: None,
+        received: pos.clone(),
+        applied: pos.clone(),
+        using_gtid: true,
+        gtid_received: None,
+        last_io_error: error.map(String::from),
+        last_sql_error: None,
+    };
+    world.with(|w| w.replica = Some(replica(None)));
+    a.reconcile().await;
+    assert_eq!(world.take_ops(), Vec::<String>::new(), "stopped by hand");
+    world.with(|w| {
+        w.replica = Some(replica(Some(
+            "Got fatal error 1236 from master: the binlog is missing GTID 0-1-35",
+        )))
+    });
+    let fixed = a.reconcile().await;
+    assert_eq!(world.take_ops(), ["repoint db2"]);
+    assert_eq!(fixed, ["re-pointed to db2 after an earlier failure"]);
 }

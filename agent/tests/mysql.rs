@@ -756,3 +756,118 @@ async fn a_new_writer_waits_until_it_has_executed_the_old_writers_last_position(
         .expect_err("garbage");
     assert!(e.to_string().contains("not-a-position"), "{e}");
 }
+
+/// The replication connections a server has (MariaDB multi-source), by name.
+async fn connections(db: &MariaDb) -> Vec<String> {
+    let mut conn = db.agent_conn().await.expect("connect");
+    let rows: Vec<mysql_async::Row> = conn
+        .query("SHOW ALL SLAVES STATUS")
+        .await
+        .expect("SHOW ALL SLAVES STATUS");
+    rows.iter()
+        .map(|r| r.get::<String, _>("Connection_name").expect("a name"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_writer_fetches_what_a_more_advanced_peer_executed_and_leaves_replication_as_it_was()
+{
+    // a: the old writer; b: the new writer; c: a slave of a. b stops receiving, a writes two
+    // more transactions that only c gets (c could have acknowledged them), then a dies.
+    let mut dbs = MariaDb::start_many(&[1, 2, 3])
+        .await
+        .expect("MariaDB starts");
+    let c = dbs.pop().unwrap();
+    let b = dbs.pop().unwrap();
+    let mut a = dbs.pop().unwrap();
+    for r in [&b, &c] {
+        r.replicate_from(&a, true).await.expect("replicates from a");
+        r.wait_replicating(Duration::from_secs(10))
+            .await
+            .expect("running");
+    }
+    a.exec(SCHEMA).await.expect("schema");
+    insert(&a, 3).await;
+    b.sync_with(&a, Duration::from_secs(10))
+        .await
+        .expect("b synced");
+    b.exec("STOP SLAVE IO_THREAD").await.expect("stop b's IO");
+    insert(&a, 2).await;
+    c.sync_with(&a, Duration::from_secs(10))
+        .await
+        .expect("c synced");
+    a.kill9();
+    b.exec("START SLAVE IO_THREAD").await.expect("start b's IO");
+    let (sb, sc) = (server(&b), server(&c));
+
+    let peer = sb
+        .peer_executed(&source("c", &c), Duration::from_secs(1))
+        .await
+        .expect("c's position")
+        .expect("c has GTIDs");
+    assert_eq!(Some(peer.clone()), sc.executed_position().await.expect("c"));
+    let own = sb.executed_position().await.expect("b").expect("GTIDs");
+    assert_ne!(own, peer, "b lacks c's last two transactions");
+    assert_eq!(rows(&b).await, 3);
+
+    // Semi-sync on at b, no replica of b connected: a fetched transaction must not wait for
+    // an acknowledgement (it exists on c already).
+    b.exec(
+        "SET GLOBAL rpl_semi_sync_master_enabled=ON, rpl_semi_sync_master_timeout=4000, \
+         rpl_semi_sync_master_wait_no_slave=ON",
+    )
+    .await
+    .expect("semi-sync on b");
+    sb.catch_up_from(&source("c", &c), &peer, Duration::from_secs(10))
+        .await
+        .expect("b fetches from c");
+    assert_eq!(rows(&b).await, 5, "b has every transaction c has");
+    let log = b.log_tail(200);
+    assert!(
+        !log.contains("Timeout waiting for reply of binlog"),
+        "a fetched transaction waited for a semi-sync acknowledgement:\n{log}"
+    );
+    assert_eq!(
+        b.scalar("SELECT @@rpl_semi_sync_master_enabled")
+            .await
+            .expect("variable")
+            .as_deref(),
+        Some("1"),
+        "semi-sync is on again"
+    );
+    sb.wait_executed(&peer, Duration::ZERO)
+        .await
+        .expect("b has executed c's position");
+    assert_eq!(
+        connections(&b).await,
+        [""],
+        "the catch-up connection is gone"
+    );
+    let default = replica_status(&sb).await;
+    assert_eq!(default.master_port, a.port(), "still pointed at a");
+    assert!(
+        default.sql_running,
+        "the default connection runs again: {default:?}"
+    );
+
+    // c can now replicate from b: b has c's last GTID.
+    let repointed = sc
+        .repoint(&source("b", &b), RepointMethod::Auto)
+        .await
+        .expect("c re-points to b");
+    assert_eq!(repointed, Repointed::Gtid);
+    insert(&b, 1).await;
+    c.sync_with(&b, Duration::from_secs(10))
+        .await
+        .expect("c follows b");
+    assert_eq!(rows(&c).await, 6);
+
+    // A peer that cannot give what it claims (its binlog was purged) fails with the reason,
+    // and still leaves no catch-up connection behind.
+    let e = sb
+        .catch_up_from(&source("c", &c), "0-3-99999", Duration::from_secs(2))
+        .await
+        .expect_err("c never had that");
+    assert!(e.to_string().contains("0-3-99999"), "{e}");
+    assert_eq!(connections(&b).await, [""]);
+}

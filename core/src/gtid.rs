@@ -103,6 +103,19 @@ impl GtidPos {
     pub fn covers(&self, wanted: &GtidPos) -> bool {
         self.missing(wanted).is_empty()
     }
+
+    /// How far `other` is ahead of this position: per domain, the sequence numbers it has
+    /// beyond this one's (all of them in a domain this one lacks), summed. Zero when this
+    /// position covers `other`. A new writer fetches from the peer furthest ahead first.
+    pub fn behind(&self, other: &GtidPos) -> u64 {
+        self.missing(other)
+            .iter()
+            .map(|g| {
+                let have = self.0.get(&g.domain).map_or(0, |h| h.seq);
+                g.seq.saturating_sub(have)
+            })
+            .sum()
+    }
 }
 
 impl fmt::Display for Gtid {
@@ -174,6 +187,28 @@ mod tests {
             "domain 1 lacking"
         );
         assert!(pos("0-1-5").covers(&GtidPos::default()));
+    }
+
+    #[test]
+    fn how_far_behind_sums_the_missing_sequence_numbers_of_every_domain() {
+        let new_writer = pos("0-1-100,1-2-7");
+        assert_eq!(new_writer.behind(&pos("0-1-100,1-2-7")), 0);
+        assert_eq!(
+            new_writer.behind(&pos("0-1-90,1-2-3")),
+            0,
+            "behind it, not ahead"
+        );
+        assert_eq!(new_writer.behind(&pos("0-1-103")), 3);
+        assert_eq!(
+            new_writer.behind(&pos("0-3-102,1-2-8")),
+            3,
+            "server ids do not matter"
+        );
+        assert_eq!(
+            new_writer.behind(&pos("2-1-4")),
+            4,
+            "a domain it lacks counts whole"
+        );
     }
 
     #[test]

@@ -199,6 +199,16 @@ impl ClusterState {
             .unwrap_or(HostState::Unknown)
     }
 
+    /// The hosts a new writer may have to fetch transactions from after an unplanned move:
+    /// every other host whose server the cluster does not consider down (HARD_OFFLINE).
+    pub fn catch_up_peers(&self, writer: &HostName) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|(name, h)| *name != writer && h.state != HostState::HardOffline)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
     /// Whether a check passes on a host.
     pub fn check(&self, host: &HostName, kind: CheckKind) -> bool {
         self.hosts.get(host).is_some_and(|h| h.check(kind))
@@ -301,6 +311,21 @@ mod tests {
             active_master_role: RoleName::from("writer"),
             settings: Settings::default(),
         }
+    }
+
+    #[test]
+    fn a_new_writer_fetches_from_every_other_host_that_is_not_down() {
+        let t = topo(&["db1", "db2", "db3", "db4"], &[]);
+        let mut st = ClusterState::new(&t, Time(0));
+        for (h, state) in [
+            ("db1", HostState::HardOffline),
+            ("db2", HostState::Online),
+            ("db3", HostState::ReplicationFail),
+            ("db4", HostState::AdminOffline),
+        ] {
+            st.hosts.get_mut(h).unwrap().state = state;
+        }
+        assert_eq!(st.catch_up_peers(&"db2".into()), ["db3", "db4"]);
     }
 
     #[test]
