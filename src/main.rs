@@ -101,24 +101,9 @@ async fn run(config: Config, cluster: Option<String>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        mmm_agent::signals::until_stop("mmm_mond").await;
         tracing::info!("shutting down");
         signals.cancel();
     });
     mmm_mond::replica::run(cfg, shutdown).await
-}
-
-async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

@@ -121,9 +121,18 @@ async fn a_wiped_replica_catches_up_by_snapshot() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_a_replica_cleanly() {
+async fn sighup_is_ignored_and_sigterm_stops_a_replica_cleanly() {
     let mut g = Group::new();
     agreed_leader(&g, &[0, 1, 2], None).await;
+    // A log rotation script's SIGHUP would end the process by default.
+    g.signal(0, "-HUP");
+    assert_eq!(
+        g.wait(0, std::time::Duration::from_millis(500)),
+        None,
+        "SIGHUP stopped the replica\n{}",
+        g.log(0)
+    );
+    assert!(g.log(0).contains("SIGHUP ignored"), "{}", g.log(0));
     g.signal(0, "-TERM");
     let status = g.wait(0, std::time::Duration::from_secs(10));
     assert_eq!(status, Some(0), "exit status after SIGTERM\n{}", g.log(0));

@@ -21,5 +21,6 @@ pub mod pidfile;
 pub mod protocol;
 pub mod server;
 pub mod settings;
+pub mod signals;
 pub mod store;
 pub mod vip;

@@ -147,7 +147,7 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     ];
     let app = mmm_agent::server::router(agent.clone());
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(mmm_agent::signals::until_stop("mmm_agentd"))
         .await
         .context("serving the agent API")?;
     for t in tasks {
@@ -156,20 +156,4 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     agent.shutdown().await;
     tracing::info!(host = %agent.host(), "agent stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

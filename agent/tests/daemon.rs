@@ -366,6 +366,20 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
     });
     assert!(!read_only(&db).await);
 
+    // A log rotation script's SIGHUP: ignored, the writer stays active (by default it would
+    // end the agent on the spot, leaving the VIP up with no watchdog to fence it).
+    // SAFETY: kill(2) on a child this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGHUP);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.split_whitespace().nth(2).is_some_and(|s| s != "Z"),
+        "SIGHUP ended the agent: {state}"
+    );
+    assert!(has_ip(&db1, writer_ip) && !read_only(&db).await);
+
     // A refused renewal (the group moved the writer away) fences at once.
     let refusing = Instant::now();
     grants.mode.store(REFUSE, Ordering::SeqCst);
