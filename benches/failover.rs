@@ -4,17 +4,20 @@
 //! (three monitors, four MariaDB hosts with agents, a client writing through the writer VIP
 //! every 50 ms): the write outage (the longest time without an acknowledged write from the
 //! fault on) is reported as median and max per fault; `switchover` is a planned
-//! `mmm_control switchover db2`. Every run also checks what the tests check:
-//! no two writers, no lost acknowledged write, the slaves follow the new master. Needs root,
-//! iproute2 and Debian's mariadb-server, and the agent binary (`cargo build --workspace
-//! --bins`). `MMM_BENCH_FAULTS=cut,crash` picks faults.
+//! `mmm_control switchover db2`, `behind` a crash after db2 missed 0.5 s of writes. Every run
+//! also checks what the tests check: no two writers, no lost acknowledged write, the slaves
+//! follow the new master. Needs root, iproute2 and Debian's mariadb-server, and the agent
+//! binary (`cargo build --workspace --bins`). `MMM_BENCH_FAULTS=cut,crash` picks faults.
 
 #[path = "../tests/support/lab.rs"]
 mod lab;
 
 use std::time::Duration;
 
-use lab::{fail_over, leader_index, switchover_fault, switchover_printed, Fault, SwitchoverRun};
+use lab::{
+    crash_with_standby_behind, fail_over, leader_index, switchover_fault, switchover_printed,
+    Fault, SwitchoverRun,
+};
 
 fn fault(name: &str, ran: &SwitchoverRun) -> Option<(&'static str, &'static str, Fault)> {
     Some(match name {
@@ -27,6 +30,11 @@ fn fault(name: &str, ran: &SwitchoverRun) -> Option<(&'static str, &'static str,
             "master mysqld SIGKILL",
             "db2",
             Box::new(|c| Box::pin(async move { c.db_mut("db1").kill9() })),
+        ),
+        "behind" => (
+            "master mysqld SIGKILL, the other master 0.5 s behind the slaves",
+            "db2",
+            crash_with_standby_behind(Duration::from_millis(500)),
         ),
         "cut" => (
             "master cut from the network",
@@ -69,7 +77,7 @@ fn main() {
         .unwrap_or(10)
         .max(1);
     let faults = std::env::var("MMM_BENCH_FAULTS")
-        .unwrap_or_else(|_| "crash,cut,leader,leader+crash,switchover".into());
+        .unwrap_or_else(|_| "crash,behind,cut,leader,leader+crash,switchover".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lab::{
-    acked_after, fail_over, fail_over_tuned, leader_index, lost, one_lab, replicates_from,
-    switchover_fault, switchover_printed, wait_until, Cluster, Fault, Prober, Tuning, Writer,
+    acked_after, crash_with_standby_behind, fail_over, fail_over_tuned, leader_index, lost,
+    one_lab, replicates_from, switchover_fault, switchover_printed, wait_until, Cluster, Fault,
+    Prober, Tuning, Writer,
 };
 use tokio::sync::RwLock;
 
@@ -35,16 +36,7 @@ async fn a_killed_master_mysqld_fails_over_to_the_other_master_without_losing_wr
 /// only its own relay log would lose them, and the slaves could not replicate from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_writer_that_missed_the_last_writes_fetches_them_from_a_slave() {
-    let fault: Fault = Box::new(|c| {
-        Box::pin(async move {
-            c.db("db2")
-                .exec("STOP SLAVE IO_THREAD")
-                .await
-                .expect("db2 stops receiving");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            c.db_mut("db1").kill9();
-        })
-    });
+    let fault = crash_with_standby_behind(Duration::from_millis(500));
     fail_over(
         "master mysqld SIGKILL, the other master behind the slaves",
         fault,

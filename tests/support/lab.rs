@@ -904,6 +904,21 @@ pub async fn fail_over_tuned(
     outage
 }
 
+/// db2 stops receiving from db1 for `behind`, then db1's mysqld is killed: the slaves have
+/// (and acknowledged) the writes of that time, db2 does not.
+pub fn crash_with_standby_behind(behind: Duration) -> Fault {
+    Box::new(move |c| {
+        Box::pin(async move {
+            c.db("db2")
+                .exec("STOP SLAVE IO_THREAD")
+                .await
+                .expect("db2 stops receiving");
+            tokio::time::sleep(behind).await;
+            c.db_mut("db1").kill9();
+        })
+    })
+}
+
 /// `mmm_control switchover db2` from the client host, in a thread of its own so that the
 /// prober keeps sampling while it runs. With `hold_replication`, db1's replication stream to
 /// db2 is held back (its packets dropped, so TCP resends them later) from `hold.0` before the
