@@ -15,7 +15,7 @@ use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
 use mmm_core::api::{HostReport, LeaseRequest};
-use mmm_core::gtid::GtidPos;
+use mmm_core::gtid::{self, GtidPos};
 use mmm_core::{AgentStatus, HostMode, HostState, RoleIp, RoleName};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
@@ -528,15 +528,10 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         ahead.sort_by_key(|(s, p)| (std::cmp::Reverse(own.behind(p)), s.name.clone()));
         let mut fetched = Vec::new();
         for (source, position) in ahead {
-            let missing: Vec<String> = own
-                .missing(&position)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let missing = gtid::list(&own.missing(&position));
             if missing.is_empty() {
                 continue;
             }
-            let missing = missing.join(",");
             tracing::warn!(host = %self.settings.host, peer = %source.name, %position, %missing, "a peer executed more than this new writer: fetching from it");
             self.mysql
                 .catch_up_from(source, &position.to_string(), limit)

@@ -31,7 +31,7 @@ use std::sync::Mutex as StdMutex;
 use std::time::Duration;
 
 use mmm_config::Secret;
-use mmm_core::gtid::GtidPos;
+use mmm_core::gtid::{self, GtidPos};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Row, Value};
 use tokio::time::{sleep, timeout, Instant};
@@ -957,6 +957,16 @@ impl Lease<'_> {
             .collect()
     }
 
+    /// MariaDB's `gtid_slave_pos` and `gtid_binlog_pos`, as the server prints them (empty when
+    /// unset): what [`mariadb_gtid_positioning`] chooses from.
+    async fn gtid_slave_and_binlog_pos(&mut self) -> Result<(String, String), MysqlError> {
+        let vars = self
+            .variables(&["gtid_slave_pos", "gtid_binlog_pos"])
+            .await?;
+        let get = |name: &str| vars.get(name).cloned().unwrap_or_default();
+        Ok((get("gtid_slave_pos"), get("gtid_binlog_pos")))
+    }
+
     /// MariaDB's executed GTIDs: `gtid_binlog_pos` merged with `gtid_slave_pos`.
     async fn mariadb_executed(&mut self) -> Result<GtidPos, MysqlError> {
         let text = "SELECT @@gtid_binlog_pos AS b, @@gtid_slave_pos AS s";
@@ -1358,13 +1368,8 @@ impl Server {
             if status.io_running && status.sql_running {
                 return Ok(());
             }
-            let failure = if let (false, Some(e)) = (status.sql_running, &status.last_sql_error) {
-                Some(format!("the SQL thread stopped: {e}"))
-            } else if let (false, Some(e)) = (status.io_running, &status.last_io_error) {
-                Some(format!(
-                    "the IO thread cannot replicate from {} ({}:{}): {e}",
-                    source.name, source.host, source.port
-                ))
+            let failure = if let Some(stopped) = stopped_thread(&status, source) {
+                Some(stopped)
             } else if Instant::now() >= deadline {
                 Some(format!(
                     "replication from {} ({}:{}) not running after {window:?} (IO thread running: {}, SQL thread running: {})",
@@ -1448,11 +1453,7 @@ impl Server {
         limit: Duration,
     ) -> Result<(), MysqlError> {
         let [start, _, _, show] = named_connection_sql(flavor, CATCHUP_CONNECTION);
-        let vars = lease
-            .variables(&["gtid_slave_pos", "gtid_binlog_pos"])
-            .await?;
-        let slave_pos = vars.get("gtid_slave_pos").cloned().unwrap_or_default();
-        let binlog_pos = vars.get("gtid_binlog_pos").cloned().unwrap_or_default();
+        let (slave_pos, binlog_pos) = lease.gtid_slave_and_binlog_pos().await?;
         let change = change_source_sql(
             flavor,
             &ChangeSource {
@@ -1476,17 +1477,7 @@ impl Server {
             let rows = lease.query(&show).await?;
             if let Some(row) = rows.first() {
                 let status = parse_replica_status(&show, row)?;
-                let failure = match (&status.last_sql_error, &status.last_io_error) {
-                    (Some(e), _) if !status.sql_running => {
-                        Some(format!("the SQL thread stopped: {e}"))
-                    }
-                    (_, Some(e)) if !status.io_running => Some(format!(
-                        "the IO thread cannot fetch from {} ({}:{}): {e}",
-                        peer.name, peer.host, peer.port
-                    )),
-                    _ => None,
-                };
-                if let Some(reason) = failure {
+                if let Some(reason) = stopped_thread(&status, peer) {
                     return Err(MysqlError::Statement {
                         statement: start,
                         reason: redact_all(&reason, peer),
@@ -1494,16 +1485,11 @@ impl Server {
                 }
             }
             if Instant::now() >= deadline {
-                let missing: Vec<String> = have
-                    .missing(wanted)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
                 return Err(MysqlError::Timeout {
                     what: format!(
                         "fetching GTID position {wanted} from {} (at {have}, {} not reached)",
                         peer.name,
-                        missing.join(",")
+                        gtid::list(&have.missing(wanted))
                     ),
                     timeout: limit,
                 });
@@ -1540,6 +1526,20 @@ impl Server {
         );
         lease.exec(&change).await?;
         Ok(outcome)
+    }
+}
+
+/// Why a replication thread stopped on an error, if one did: the SQL thread first.
+fn stopped_thread(status: &ReplicaStatus, source: &Source) -> Option<String> {
+    if let (false, Some(e)) = (status.sql_running, &status.last_sql_error) {
+        Some(format!("the SQL thread stopped: {e}"))
+    } else if let (false, Some(e)) = (status.io_running, &status.last_io_error) {
+        Some(format!(
+            "the IO thread cannot replicate from {} ({}:{}): {e}",
+            source.name, source.host, source.port
+        ))
+    } else {
+        None
     }
 }
 
@@ -1742,11 +1742,10 @@ impl Mysql for Server {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let missing: Vec<String> = missing.iter().map(ToString::to_string).collect();
                 return Err(MysqlError::Timeout {
                     what: format!(
                         "executing GTID position {wanted} (at {have}, {} not reached)",
-                        missing.join(",")
+                        gtid::list(&missing)
                     ),
                     timeout: limit,
                 });
@@ -1769,20 +1768,6 @@ impl Mysql for Server {
         self.wait_applied(&mut lease, flavor, timeout).await
     }
 
-    /// `AlreadyThere` when `Master_Host`/`Master_Port` are the source's already (the host
-    /// compared as text, case-insensitively, so use the same address in `CHANGE MASTER` and
-    /// the config). Otherwise: catch up with the relay log (at most
-    /// [`ServerOptions::catchup_timeout`]; by GTID a failed catch-up is logged and the
-    /// re-pointing goes on, since the new master sends whatever was not applied; by
-    /// file/position it is an error, since the relay log is discarded), `STOP SLAVE`,
-    /// `CHANGE MASTER TO`, `START SLAVE`, then both threads are checked to run
-    /// (`Last_IO_Error`/`Last_SQL_Error` reported otherwise).
-    ///
-    /// `Auto` uses GTID when this server has GTID state (MariaDB: `gtid_slave_pos` or
-    /// `gtid_binlog_pos` not empty, see [`mariadb_gtid_positioning`]; MySQL: `gtid_mode=ON`).
-    /// A MariaDB server without any GTID history would ask the new master for its whole binlog,
-    /// so it gets MMM's method instead, like `FilePosition`: the new master's current
-    /// `SHOW MASTER STATUS`, read with the agent's account there, and `MASTER_USE_GTID=no`.
     /// Connects to `peer` with the agent's account there, gives it up to `limit` to apply its
     /// relay log, and reads what it executed (`gtid_binlog_pos` merged with `gtid_slave_pos`).
     /// MariaDB only: a MySQL peer is an error.
@@ -1817,8 +1802,8 @@ impl Mysql for Server {
     /// MariaDB: stops the default replication connection (and semi-sync waits, if on: what is
     /// fetched exists on the peer already), replicates from `peer` through the catch-up
     /// connection until `position` is executed, then removes that connection, turns semi-sync
-    /// back on and restarts the default connection if it ran, whatever happened. MySQL: an error (not
-    /// implemented).
+    /// back on and restarts the default connection if it ran, whatever happened. MySQL: an
+    /// error (not implemented).
     async fn catch_up_from(
         &self,
         peer: &Source,
@@ -1849,11 +1834,14 @@ impl Mysql for Server {
         // The fetched transactions exist on the peer already; with semi-sync on and no replica
         // connected yet (they are waiting for this very catch-up), each would wait out
         // `rpl_semi_sync_master_timeout` for an acknowledgement. Off meanwhile, on again after.
-        let semi_sync = lease
+        let semi_sync = match lease
             .variables(&["rpl_semi_sync_master_enabled"])
             .await?
             .get("rpl_semi_sync_master_enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
+        {
+            Some(v) => parse_bool("SHOW GLOBAL VARIABLES", "rpl_semi_sync_master_enabled", v)?,
+            None => false,
+        };
         if semi_sync {
             lease
                 .exec(&Sql::plain("SET GLOBAL rpl_semi_sync_master_enabled=OFF"))
@@ -1890,6 +1878,20 @@ impl Mysql for Server {
         }
     }
 
+    /// `AlreadyThere` when `Master_Host`/`Master_Port` are the source's already (the host
+    /// compared as text, case-insensitively, so use the same address in `CHANGE MASTER` and
+    /// the config). Otherwise: catch up with the relay log (at most
+    /// [`ServerOptions::catchup_timeout`]; by GTID a failed catch-up is logged and the
+    /// re-pointing goes on, since the new master sends whatever was not applied; by
+    /// file/position it is an error, since the relay log is discarded), `STOP SLAVE`,
+    /// `CHANGE MASTER TO`, `START SLAVE`, then both threads are checked to run
+    /// (`Last_IO_Error`/`Last_SQL_Error` reported otherwise).
+    ///
+    /// `Auto` uses GTID when this server has GTID state (MariaDB: `gtid_slave_pos` or
+    /// `gtid_binlog_pos` not empty, see [`mariadb_gtid_positioning`]; MySQL: `gtid_mode=ON`).
+    /// A MariaDB server without any GTID history would ask the new master for its whole binlog,
+    /// so it gets MMM's method instead, like `FilePosition`: the new master's current
+    /// `SHOW MASTER STATUS`, read with the agent's account there, and `MASTER_USE_GTID=no`.
     async fn repoint(
         &self,
         source: &Source,
@@ -1915,11 +1917,7 @@ impl Mysql for Server {
         let gtid = match method {
             RepointMethod::FilePosition => None,
             RepointMethod::Auto if flavor.mariadb => {
-                let vars = lease
-                    .variables(&["gtid_slave_pos", "gtid_binlog_pos"])
-                    .await?;
-                let slave_pos = vars.get("gtid_slave_pos").cloned().unwrap_or_default();
-                let binlog_pos = vars.get("gtid_binlog_pos").cloned().unwrap_or_default();
+                let (slave_pos, binlog_pos) = lease.gtid_slave_and_binlog_pos().await?;
                 if slave_pos.trim().is_empty() && binlog_pos.trim().is_empty() {
                     info!(addr = %self.connector.addr, "no GTID history: re-pointing by file/position");
                     None

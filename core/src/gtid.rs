@@ -118,6 +118,16 @@ impl GtidPos {
     }
 }
 
+/// GTIDs as MariaDB lists them, comma-separated (for messages such as the ones
+/// [`GtidPos::missing`] leads to).
+pub fn list(gtids: &[Gtid]) -> String {
+    gtids
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl fmt::Display for Gtid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}-{}", self.domain, self.server, self.seq)
@@ -185,6 +195,10 @@ mod tests {
             pos("0-1-100").missing(&old_writer).len(),
             1,
             "domain 1 lacking"
+        );
+        assert_eq!(
+            list(&pos("0-1-99,1-1-6").missing(&old_writer)),
+            "0-1-100,1-1-7"
         );
         assert!(pos("0-1-5").covers(&GtidPos::default()));
     }
