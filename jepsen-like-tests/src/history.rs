@@ -4,6 +4,8 @@
 //! as JSON lines, one file each, so a failed run can be read afterwards.
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Nanoseconds since the Unix epoch.
@@ -15,6 +17,24 @@ pub fn now() -> Nanos {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+/// Ends recording tasks (the workload's clients, the prober's samplers): raises `stop`, waits
+/// for each task to finish what it is doing, and returns what they recorded, oldest first by
+/// `invoke`.
+pub async fn stop_and_take<T>(
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    records: &Mutex<Vec<T>>,
+    invoke: impl Fn(&T) -> Nanos,
+) -> Vec<T> {
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut all = std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()));
+    all.sort_by_key(invoke);
+    all
 }
 
 /// How an operation ended, as the client knows it.

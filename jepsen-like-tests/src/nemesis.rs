@@ -132,10 +132,9 @@ pub fn short_schedule() -> Vec<Step> {
 /// The CI suite: the faults the cluster heals from on its own today, each once: the monitor
 /// group's (leader killed, frozen, cut off; a follower cut off), a slave's mysqld killed, the
 /// writer's agent killed, and a switchover. The faults that make the writer move unplanned
-/// (its mysqld killed or frozen, its host cut off) are left out: the old writer comes back
-/// with transactions the new one lacks, or the new one lacks what a slave acknowledged, and
-/// replication stops on the GTID conflict until a DBA rejoins the host (see the chaos suite
-/// in README.md); `short` and `long` play them.
+/// (its mysqld killed or frozen, its host cut off) are left out: the old writer can come back
+/// with transactions the new one lacks, and replication stops on the GTID conflict until a
+/// DBA rebuilds the host (see the chaos suite in README.md); `short` and `long` play them.
 pub fn ci_schedule() -> Vec<Step> {
     use Kind::*;
     use Target::*;

@@ -5,7 +5,7 @@
 //! after each read; it is started again whenever the container's namespace changes.
 
 use crate::cluster::{Docker, DB_HOSTS};
-use crate::history::{now, Sample, Seen};
+use crate::history::{now, stop_and_take, Sample, Seen};
 use crate::workload::app_opts;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -61,13 +61,7 @@ impl Prober {
 
     /// Stops sampling; every sample, oldest first.
     pub async fn finish(self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        let mut s = std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()));
-        s.sort_by_key(|s| s.invoke);
-        s
+        stop_and_take(&self.stop, self.tasks, &self.samples, |s| s.invoke).await
     }
 }
 

@@ -109,13 +109,7 @@ impl Workload {
 
     /// Stops every process once its operation in flight ends; returns the whole history.
     pub async fn finish(self) -> Vec<Op> {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            let _ = t.await;
-        }
-        let mut ops = std::mem::take(&mut *self.ops.lock().unwrap_or_else(|e| e.into_inner()));
-        ops.sort_by_key(|op| op.invoke);
-        ops
+        crate::history::stop_and_take(&self.stop, self.tasks, &self.ops, |op| op.invoke).await
     }
 }
 
