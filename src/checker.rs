@@ -36,7 +36,28 @@ struct Inner {
     verdicts: BTreeMap<Key, Verdict>,
     /// How long each check's latest probe took.
     latencies: BTreeMap<Key, Duration>,
+    /// Hosts whose mysql check passes again, held back until a rep_threads probe reaches
+    /// them: the passing probe, when and with what trap period it was seen.
+    held: BTreeMap<HostName, (Probe, Time, Duration)>,
     network_up: bool,
+}
+
+impl Inner {
+    /// One probe through its trap; the verdict to report, if any (also recorded).
+    fn apply(&mut self, key: Key, probe: Probe, now: Time, trap: Duration) -> Option<Verdict> {
+        let reported = match self.traps.get_mut(&key) {
+            Some(t) => t.observe(probe, now, trap),
+            None => {
+                let (t, v) = Trap::first(probe, now);
+                self.traps.insert(key.clone(), t);
+                Some(v)
+            }
+        };
+        if let Some(v) = &reported {
+            self.verdicts.insert(key, v.clone());
+        }
+        reported
+    }
 }
 
 /// This replica's verdicts, shared by the check tasks, the API and the leader.
@@ -66,6 +87,11 @@ impl Table {
     }
 
     /// Feeds one probe result seen at `now` (monotonic); wakes whoever waits on a change.
+    ///
+    /// A host whose mysql check failed and now passes is not reported back until a
+    /// rep_threads probe has reached it too: a returning old writer with errant transactions
+    /// must be seen as such before the rules can set it ONLINE (rep_threads kept its last
+    /// result while the host was unreachable). Both results are then reported together.
     pub fn observe(
         &self,
         host: &HostName,
@@ -74,29 +100,39 @@ impl Table {
         now: Time,
         trap: Duration,
     ) {
-        let key = (host.clone(), check);
         let reported = {
             let mut inner = self.lock();
-            let reported = match inner.traps.get_mut(&key) {
-                Some(t) => t.observe(probe, now, trap),
-                None => {
-                    let (t, v) = Trap::first(probe, now);
-                    inner.traps.insert(key.clone(), t);
-                    Some(v)
+            let mysql_key = (host.clone(), CheckKind::Mysql);
+            if check == CheckKind::Mysql {
+                let back = matches!(probe, Probe::Ok(_))
+                    && inner.verdicts.get(&mysql_key).is_some_and(|v| !v.ok);
+                if back {
+                    inner.held.insert(host.clone(), (probe, now, trap));
+                    return;
                 }
-            };
-            if let Some(v) = &reported {
-                inner.verdicts.insert(key, v.clone());
+                inner.held.remove(host);
+            }
+            let reached = check == CheckKind::RepThreads && !matches!(probe, Probe::Unknown(_));
+            let mut reported = Vec::new();
+            if let Some(v) = inner.apply((host.clone(), check), probe, now, trap) {
+                reported.push((check, v));
+            }
+            if let Some((held, seen, trap)) = reached.then(|| inner.held.remove(host)).flatten() {
+                if let Some(v) = inner.apply(mysql_key, held, seen, trap) {
+                    reported.push((CheckKind::Mysql, v));
+                }
             }
             reported
         };
-        let Some(v) = reported else {
+        if reported.is_empty() {
             return;
-        };
-        if v.ok {
-            tracing::info!(host = %host, check = %check, message = %v.message, "check passes");
-        } else {
-            tracing::warn!(host = %host, check = %check, message = %v.message, "check fails");
+        }
+        for (check, v) in reported {
+            if v.ok {
+                tracing::info!(host = %host, check = %check, message = %v.message, "check passes");
+            } else {
+                tracing::warn!(host = %host, check = %check, message = %v.message, "check fails");
+            }
         }
         self.changed.notify_waiters();
     }
@@ -329,7 +365,73 @@ mod tests {
             Time(30),
             TRAP,
         );
-        assert_eq!(verdict(&t).map(|v| v.0), Some(true));
+        t.observe(
+            &db1(),
+            CheckKind::RepThreads,
+            Probe::Ok("OK".into()),
+            Time(40),
+            TRAP,
+        );
+        assert_eq!(check(&t, CheckKind::Mysql), Some((true, "OK".into())));
+    }
+
+    fn check(table: &Table, kind: CheckKind) -> Option<(bool, String)> {
+        table
+            .report()
+            .verdicts
+            .into_iter()
+            .find(|o| o.check == kind)
+            .map(|o| (o.ok, o.message))
+    }
+
+    /// A returning host's mysql check passes only together with a rep_threads result that
+    /// reached it, so errant transactions are known before the rules could set it ONLINE.
+    #[test]
+    fn a_returning_host_is_reported_back_with_its_replication_looked_at() {
+        let t = Table::new("mon1");
+        let ok = || Probe::Ok("OK".into());
+        t.observe(&db1(), CheckKind::Mysql, ok(), Time(0), TRAP);
+        t.observe(&db1(), CheckKind::RepThreads, ok(), Time(0), TRAP);
+        let down = || Probe::Error("ERROR: Connect error".into());
+        t.observe(&db1(), CheckKind::Mysql, down(), Time(1000), TRAP);
+        t.observe(&db1(), CheckKind::Mysql, down(), Time(4000), TRAP);
+        assert_eq!(check(&t, CheckKind::Mysql).map(|v| v.0), Some(false));
+
+        t.observe(&db1(), CheckKind::Mysql, ok(), Time(5000), TRAP);
+        assert_eq!(
+            check(&t, CheckKind::Mysql).map(|v| v.0),
+            Some(false),
+            "held until rep_threads reaches the host"
+        );
+        let unreachable = Probe::Unknown("UNKNOWN: Connect error".into());
+        t.observe(&db1(), CheckKind::RepThreads, unreachable, Time(5100), TRAP);
+        assert_eq!(
+            check(&t, CheckKind::Mysql).map(|v| v.0),
+            Some(false),
+            "a probe that did not reach the host says nothing"
+        );
+        let errant =
+            "ERROR: Errant transactions not on the active master db2: 5 (0-1-101..0-1-105)";
+        t.observe(
+            &db1(),
+            CheckKind::RepThreads,
+            Probe::Error(errant.into()),
+            Time(5200),
+            TRAP,
+        );
+        assert_eq!(check(&t, CheckKind::Mysql), Some((true, "OK".into())));
+        assert_eq!(
+            check(&t, CheckKind::RepThreads),
+            Some((false, errant.to_string())),
+            "errant transactions are reported at once, with the mysql check"
+        );
+
+        t.observe(&db1(), CheckKind::Mysql, ok(), Time(6000), TRAP);
+        assert_eq!(
+            check(&t, CheckKind::Mysql).map(|v| v.0),
+            Some(true),
+            "no hold when passing"
+        );
     }
 
     #[test]

@@ -137,6 +137,14 @@ fn cluster(sheet: &mut Sheet, topo: &Topology, st: &ClusterState) {
         }),
     );
     sheet.gauges(
+        "mmm_host_errant_transactions",
+        "Transactions a host has that the active master lacks (a lower bound where the first is unknown); such a host stays out of rotation",
+        st.hosts.iter().map(|(h, hs)| {
+            let n = hs.errant().map_or(0, |r| r.errant.count().n);
+            (labels([("host", h.as_str())]), n as f64)
+        }),
+    );
+    sheet.gauges(
         "mmm_role",
         "Who holds each role IP (1 on the holder)",
         st.roles.iter().flat_map(|(role, slots)| {
@@ -201,7 +209,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::net::IpAddr;
 
-    /// Two masters, db1 ONLINE with the writer role and passing checks, db2 HARD_OFFLINE.
+    /// Two masters, db1 ONLINE with the writer role and passing checks, db2 HARD_OFFLINE with
+    /// five errant transactions.
     fn seed() -> (Topology, ClusterState) {
         let host = |last: u8, peer: &str| HostSpec {
             ip: IpAddr::from([10, 0, 0, last]),
@@ -238,6 +247,16 @@ mod tests {
                     ok,
                     last_change: Time(1_000),
                     message: String::new(),
+                },
+            );
+        }
+        if let Some(hs) = st.hosts.get_mut("db2") {
+            hs.checks.insert(
+                CheckKind::RepThreads,
+                CheckStatus {
+                    ok: false,
+                    last_change: Time(1_000),
+                    message: "ERROR: Errant transactions not on the active master db1: 5 (0-2-101..0-2-105)".into(),
                 },
             );
         }
@@ -303,6 +322,15 @@ mod tests {
             "{text}"
         );
         assert_eq!(value(&text, "mmm_mode{mode=\"ACTIVE\"} "), Some(1.0));
+        assert_eq!(
+            value(&text, "mmm_host_errant_transactions{host=\"db2\"} "),
+            Some(5.0),
+            "{text}"
+        );
+        assert_eq!(
+            value(&text, "mmm_host_errant_transactions{host=\"db1\"} "),
+            Some(0.0)
+        );
         assert_eq!(value(&text, "mmm_writer_epoch "), Some(3.0));
         assert_eq!(value(&text, "mmm_writer_changes_total "), Some(3.0));
         assert_eq!(

@@ -18,6 +18,11 @@
 //! `ERROR: Backlog is null (replication is not running)` (MMM: `OK: Backlog is null`, §1.15
 //! defect 2; a lag of 0 is plain `OK`); rep_threads fails on any thread state but `Yes`
 //! (`Connecting` too; MMM only on `No`), with MMM's `ERROR: Replication is broken`.
+//!
+//! Beyond MMM, on MariaDB rep_threads also compares the host's `@@gtid_binlog_state` with the
+//! active master's and fails with `ERROR: Errant transactions not on the active master …`
+//! when the host has transactions the writer lacks (`mmm_core::gtid::errant`); the rules keep
+//! such a host out of rotation. MySQL's GTID sets are not compared.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +34,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use mmm_config::{CheckName, Config, Secret};
+use mmm_core::gtid::{self, BinlogState};
 use mmm_core::{CheckKind, HostName, Probe};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, Value};
@@ -55,6 +61,12 @@ const PING_PAYLOAD: &[u8] = b"mmm_mond";
 
 /// The largest packet the probes accept (their answers are a few hundred bytes).
 const MAX_ALLOWED_PACKET: usize = 4 * 1024 * 1024;
+
+/// A host's binary log state (MariaDB).
+const BINLOG_STATE: &str = "SELECT @@gtid_binlog_state";
+
+/// The active master's binary log state, and whether it is writable yet.
+const WRITER_BINLOG_STATE: &str = "SELECT @@gtid_binlog_state, @@read_only";
 
 /// MySQL's `ER_CON_COUNT_ERROR`: too many connections.
 const ER_CON_COUNT_ERROR: u16 = 1040;
@@ -150,7 +162,12 @@ struct Inner {
     ident: u16,
     /// The sequence number of the next echo request: every ping in flight has its own.
     seq: AtomicU16,
+    /// Where rep_threads learns the active master, to compare binary logs with.
+    writer: OnceLock<WriterSource>,
 }
+
+/// Names the active master as the committed state has it.
+type WriterSource = Box<dyn Fn() -> Option<HostName> + Send + Sync>;
 
 /// Tells echo identifiers of probers in one process apart.
 static PROBERS: AtomicU16 = AtomicU16::new(0);
@@ -183,6 +200,7 @@ impl LiveProber {
                 icmp_v6: OnceLock::new(),
                 ident,
                 seq: AtomicU16::new(0),
+                writer: OnceLock::new(),
             }),
         })
     }
@@ -231,6 +249,16 @@ impl LiveProber {
             })
             .collect();
         LiveProber::new(targets, params).context("setting up the checks")
+    }
+
+    /// From now on rep_threads also compares each host's binary log with the active master's
+    /// (named by `writer`, read at every probe) and fails a host with errant transactions.
+    /// Only the first call counts.
+    pub fn compare_with_writer(
+        &self,
+        writer: impl Fn() -> Option<HostName> + Send + Sync + 'static,
+    ) {
+        let _ = self.inner.writer.set(Box::new(writer));
     }
 
     /// MMM's `ping_ip` (the network check of `<monitor> ping_ips`): whether `ip` answers one
@@ -312,21 +340,98 @@ impl Inner {
                     None => TIMEOUT_MESSAGE.to_string(),
                 }
             }
-            CheckKind::RepThreads | CheckKind::RepBacklog => {
+            CheckKind::RepThreads => {
+                // The comparison must end before the checker's own limit (timeout + 1 s).
+                let deadline = tokio::time::Instant::now() + params.timeout + ALARM_MARGIN
+                    - Duration::from_millis(200);
+                let session = with_session(target, params.timeout, |mut conn| async move {
+                    let statement = replica_status_statement(conn.server_version());
+                    let mariadb = conn.server_version().0 >= 10;
+                    let row = match conn.query_first::<Row, _>(statement).await {
+                        Ok(row) => row.map(|row| row_cells(&row)),
+                        Err(e) => return (conn, Err(e)),
+                    };
+                    // MariaDB only: MySQL's GTID sets are not compared (see the module doc).
+                    let binlog_state = if mariadb {
+                        match conn.query_first::<Option<String>, _>(BINLOG_STATE).await {
+                            Ok(state) => state.flatten(),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "cannot read @@gtid_binlog_state");
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    (conn, Ok((row, binlog_state)))
+                });
+                let Some(session) = session.await else {
+                    return TIMEOUT_MESSAGE.to_string();
+                };
+                let (session, binlog_state) = match session {
+                    Session::Done((row, state)) => (Session::Done(row), state),
+                    Session::ConnectFailed(e) => (Session::ConnectFailed(e), None),
+                    Session::QueryFailed(e) => (Session::QueryFailed(e), None),
+                };
+                let errant = match binlog_state {
+                    Some(state) => self.errant_message(host, &state, deadline).await,
+                    None => None,
+                };
+                errant.unwrap_or_else(|| rep_threads_message(target, &session))
+            }
+            CheckKind::RepBacklog => {
                 let session = with_session(target, params.timeout, |mut conn| async move {
                     let statement = replica_status_statement(conn.server_version());
                     let result = conn.query_first::<Row, _>(statement).await;
                     (conn, result.map(|row| row.map(|row| row_cells(&row))))
                 });
                 match session.await {
-                    Some(session) if check == CheckKind::RepThreads => {
-                        rep_threads_message(target, &session)
-                    }
                     Some(session) => rep_backlog_message(target, &session, params.max_backlog),
                     None => TIMEOUT_MESSAGE.to_string(),
                 }
             }
         }
+    }
+
+    /// rep_threads' errant-transactions message for `host`, whose `@@gtid_binlog_state` was
+    /// just read as `own`: the active master's is read after it (so nothing the host got from
+    /// it in between looks errant), only while that master is writable (a new writer is still
+    /// catching up from its peers until then), all before `deadline`. `None` when the host is
+    /// the active master, there is none, or it cannot be read: rep_threads then judges by the
+    /// replication threads alone.
+    async fn errant_message(
+        &self,
+        host: &HostName,
+        own: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<String> {
+        let writer = (self.writer.get()?)()?;
+        if &writer == host {
+            return None;
+        }
+        let target = self.targets.get(&writer)?;
+        let params = self
+            .params
+            .get(&CheckKind::RepThreads)
+            .copied()
+            .unwrap_or_default();
+        let session = with_session(target, params.timeout, |mut conn| async move {
+            let result = conn
+                .query_first::<(Option<String>, Option<i64>), _>(WRITER_BINLOG_STATE)
+                .await;
+            (conn, result)
+        });
+        let answer = tokio::time::timeout_at(deadline, session).await.ok()??;
+        let Session::Done(Some((Some(writer_state), Some(0)))) = answer else {
+            return None;
+        };
+        let parse = |text: &str| {
+            BinlogState::parse(text)
+                .map_err(|e| tracing::warn!(%host, error = %e, "binary log states not compared"))
+                .ok()
+        };
+        let errant = gtid::errant(&parse(own)?, &parse(&writer_state)?);
+        (!errant.is_empty()).then(|| gtid::errant_message(writer.as_str(), &errant))
     }
 
     /// The ICMP client for `ip`'s family, opened on first use.

@@ -132,6 +132,14 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let (log, sm) = Store::open(&data_dir, &group.id)?;
     let reader = sm.reader();
+    {
+        let reader = reader.clone();
+        prober.compare_with_writer(move || {
+            let applied = reader.read();
+            let (topology, state) = (applied.topology.as_ref()?, applied.state.as_ref()?);
+            state.active_master(topology).cloned()
+        });
+    }
     let network = HttpNetwork::new(group.this.id).context("HTTP client for Raft")?;
     let raft = Raft::new(
         group.this.id,

@@ -215,6 +215,125 @@ async fn an_old_master_that_returns_does_not_take_the_writer_back() {
     );
 }
 
+/// The old master comes back with transactions nobody else has (written while every replica
+/// had stopped receiving from it, just before it crashed): the monitors find them as it
+/// returns and keep it out of rotation (REPLICATION_FAIL, never ONLINE, no role, set_online
+/// refused), naming the GTIDs and their count in `show`, `checks`, `history` and `/metrics`,
+/// while writes go on at the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_old_master_back_with_errant_transactions_stays_out_of_rotation() {
+    let _one = one_lab().await;
+    let c = Arc::new(RwLock::new(Cluster::start(Tuning::default()).await));
+    let limit = Duration::from_secs(30);
+    {
+        let mut g = c.write().await;
+        g.wait_writable("db1", limit).await;
+        for db in ["db2", "db3", "db4"] {
+            g.db(db)
+                .exec("STOP SLAVE IO_THREAD")
+                .await
+                .expect("the replicas stop receiving from db1");
+        }
+        // Three transactions only db1 has (semi-sync off: no replica acknowledges them).
+        g.db("db1")
+            .exec(
+                "SET GLOBAL rpl_semi_sync_master_enabled=0; \
+                 INSERT INTO chaos.w (v) VALUES (-11); INSERT INTO chaos.w (v) VALUES (-12); \
+                 INSERT INTO chaos.w (v) VALUES (-13)",
+            )
+            .await
+            .expect("writes on db1 alone");
+        g.db_mut("db1").kill9();
+        for db in ["db2", "db3", "db4"] {
+            g.db(db)
+                .exec("START SLAVE IO_THREAD")
+                .await
+                .expect("the replicas receive again");
+        }
+        g.wait_writable("db2", limit).await;
+    }
+    let writer = {
+        let g = c.read().await;
+        Writer::start(g.client(), g.writer_vip)
+    };
+    acked_after(&writer, Duration::ZERO, 20, limit, &*c.read().await).await;
+    let log_before = c.read().await.log("mon1").len();
+    let back_at = writer.started.elapsed();
+    c.write()
+        .await
+        .db_mut("db1")
+        .restart()
+        .await
+        .expect("db1's mysqld starts again");
+
+    let g = c.read().await;
+    let found = "to REPLICATION_FAIL because it has 3 errant transactions that the active master 'db2' does not have (0-1-";
+    wait_until(
+        &g,
+        limit,
+        "db1 found with 3 errant transactions",
+        async || {
+            g.log("mon1")
+                .lines()
+                .any(|l| l.contains("State of host 'db1' changed from") && l.contains(found))
+        },
+    )
+    .await;
+    // Long enough for a short outage or auto_set_online to have set it ONLINE.
+    acked_after(&writer, back_at, 100, limit, &g).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let since_return = g.log("mon1")[log_before..].to_string();
+    assert!(
+        !since_return
+            .lines()
+            .any(|l| l.contains("State of host 'db1' changed") && l.contains("to ONLINE")),
+        "db1 went ONLINE with errant transactions:\n{since_return}"
+    );
+    let line = g.shown("db1").await;
+    assert!(
+        line.contains("master/REPLICATION_FAIL.") && line.trim_end().ends_with("Roles:"),
+        "db1 is out of rotation: {line}"
+    );
+    let show = g.show().await;
+    assert!(
+        show.contains("# Warning: host db1 has 3 errant transactions that the active master db2 does not have (0-1-"),
+        "show says why: {show}"
+    );
+    let checks = g.command("checks db1 rep_threads").await.reply;
+    assert!(
+        checks.contains("ERROR: Errant transactions not on the active master db2: 3 (0-1-"),
+        "checks names the GTIDs: {checks}"
+    );
+    let refused = g.command("set_online db1").await.reply;
+    assert!(
+        refused.starts_with("ERROR:"),
+        "set_online is refused: {refused}"
+    );
+    let metrics = g.metrics("mon1").await;
+    assert!(
+        metrics.contains("mmm_host_errant_transactions{host=\"db1\"} 3"),
+        "/metrics counts them:\n{metrics}"
+    );
+    let history = g
+        .control(&["history"])
+        .output()
+        .expect("mmm_control history");
+    let history = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        history.contains("db1 has 3 errant transactions"),
+        "history lists it: {history}"
+    );
+    g.wait_writable("db2", Duration::from_secs(1)).await;
+    drop(g);
+    let writes = writer.finish();
+    let g = c.read().await;
+    let missing = lost(g.db("db2"), &writes).await;
+    assert!(
+        missing.is_empty(),
+        "db2 misses acknowledged writes: {missing:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_switchover_under_write_load_loses_no_write() {
     let ran: lab::SwitchoverRun = Arc::default();

@@ -248,6 +248,14 @@ fn set_online(ctx: &mut Ctx<'_>, name: &str) -> String {
             );
         }
     }
+    if let Some(report) = ctx.st.hosts.get(&host).and_then(|h| h.errant()) {
+        return format!(
+            "ERROR: Host '{host}' has {} errant transactions that the active master '{}' does not have ({}). It can't be switched to ONLINE: see 'mmm_control rejoin {host}'.",
+            report.errant.count(),
+            report.writer,
+            report.errant
+        );
+    }
     if !agent_reachable(ctx, &host) {
         return format!("ERROR: Can't reach agent daemon on '{host}'! Can't switch its state!");
     }

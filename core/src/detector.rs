@@ -64,6 +64,8 @@ pub struct Verdict {
 pub struct Trap {
     phase: Phase,
     since: Time,
+    /// The errant-transactions failure last reported, if the reported failure is one.
+    errant: Option<String>,
 }
 
 impl Default for Trap {
@@ -71,6 +73,7 @@ impl Default for Trap {
         Trap {
             phase: Phase::Undefined,
             since: Time(0),
+            errant: None,
         }
     }
 }
@@ -86,7 +89,14 @@ impl Trap {
                 (Phase::Failed, Verdict { ok: false, message })
             }
         };
-        (Trap { phase, since: now }, verdict)
+        let errant = crate::gtid::ErrantReport::from_message(&verdict.message)
+            .map(|_| verdict.message.clone());
+        let trap = Trap {
+            phase,
+            since: now,
+            errant,
+        };
+        (trap, verdict)
     }
 
     /// Feeds one probe result seen at `now`; returns the result to report, if any.
@@ -95,6 +105,7 @@ impl Trap {
             Probe::Ok(message) => {
                 let report = !matches!(self.phase, Phase::Ok | Phase::Failing);
                 self.phase = Phase::Ok;
+                self.errant = None;
                 report.then_some(Verdict { ok: true, message })
             }
             Probe::Unknown(_) => {
@@ -105,6 +116,22 @@ impl Trap {
                 None
             }
             Probe::Error(message) => {
+                let errant = crate::gtid::ErrantReport::from_message(&message).is_some();
+                let reported = self.phase == Phase::Failed;
+                let report_now = if errant {
+                    !(reported && self.errant.as_ref() == Some(&message))
+                } else {
+                    reported && self.errant.is_some()
+                };
+                if report_now {
+                    // Errant transactions are a fact, not a symptom that may pass: reported
+                    // at once (so a returning host never goes ONLINE in between), again when
+                    // they change, and their end as soon as the failure is another one.
+                    self.phase = Phase::Failed;
+                    self.since = now;
+                    self.errant = errant.then(|| message.clone());
+                    return Some(Verdict { ok: false, message });
+                }
                 match self.phase {
                     Phase::Failed => return None,
                     Phase::Failing => {}
@@ -117,6 +144,7 @@ impl Trap {
                     return None;
                 }
                 self.phase = Phase::Failed;
+                self.errant = None;
                 Some(Verdict { ok: false, message })
             }
         }
@@ -144,6 +172,46 @@ mod tests {
 
     fn ok() -> Probe {
         Probe::Ok("OK".into())
+    }
+
+    fn errant_text(n: u64) -> String {
+        format!(
+            "ERROR: Errant transactions not on the active master db1: {n} (0-2-101..0-2-{})",
+            100 + n
+        )
+    }
+
+    fn errant(n: u64) -> Probe {
+        Probe::Error(errant_text(n))
+    }
+
+    #[test]
+    fn errant_transactions_are_reported_at_once_and_again_when_they_change() {
+        let mut t = Trap::default();
+        t.observe(ok(), at(0), TRAP);
+        assert_eq!(
+            t.observe(errant(5), at(1), TRAP).map(|v| v.message),
+            Some(errant_text(5)),
+            "no trap_period for a fact"
+        );
+        assert_eq!(t.observe(errant(5), at(2), TRAP), None, "reported once");
+        assert!(
+            t.observe(errant(6), at(3), TRAP).is_some(),
+            "a new count is news"
+        );
+        let broken = Probe::Error("ERROR: Replication is broken".into());
+        assert_eq!(
+            t.observe(broken.clone(), at(4), TRAP).map(|v| v.message),
+            Some("ERROR: Replication is broken".to_string()),
+            "no longer errant: the other failure replaces it at once"
+        );
+        assert_eq!(t.observe(broken, at(5), TRAP), None);
+        assert!(t.observe(errant(1), at(6), TRAP).is_some());
+        assert_eq!(t.observe(ok(), at(7), TRAP).map(|v| v.ok), Some(true));
+        let (first, v) = Trap::first(errant(2), at(8));
+        assert!(!v.ok);
+        let mut first = first;
+        assert_eq!(first.observe(errant(2), at(9), TRAP), None);
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! so a server has applied a position when, in every domain of it, the server's own sequence
 //! number is at least as high. That is how a new writer knows it has everything the old
 //! writer wrote before it takes writes itself.
+//!
+//! `@@gtid_binlog_state` ([`BinlogState`]) keeps the last GTID of every server of a domain;
+//! comparing a host's with the active master's finds errant transactions ([`errant`]): the
+//! ones only the host has, typically an old writer's last writes that never reached the
+//! others. The rep_threads check reports them in a message this module writes and reads back.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,21 +49,7 @@ impl GtidPos {
         };
         let mut pos = BTreeMap::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let parts: Vec<&str> = entry.split('-').collect();
-            let [domain, server, seq] = parts.as_slice() else {
-                return Err(error(format!("'{entry}' is not domain-server-sequence")));
-            };
-            let number = |what: &str, s: &str| {
-                s.parse::<u64>()
-                    .map_err(|_| error(format!("'{entry}': {what} '{s}' is not a number")))
-            };
-            let gtid = Gtid {
-                domain: u32::try_from(number("domain", domain)?)
-                    .map_err(|_| error(format!("'{entry}': domain out of range")))?,
-                server: u32::try_from(number("server id", server)?)
-                    .map_err(|_| error(format!("'{entry}': server id out of range")))?,
-                seq: number("sequence number", seq)?,
-            };
+            let gtid = parse_gtid(text, entry)?;
             if pos.insert(gtid.domain, gtid).is_some() {
                 return Err(error(format!("domain {} appears twice", gtid.domain)));
             }
@@ -116,6 +107,223 @@ impl GtidPos {
             })
             .sum()
     }
+}
+
+/// `@@gtid_binlog_state`: the last GTID of every (domain, server) pair in a server's binary
+/// log. Unlike a position it keeps one entry per server of a domain, so it tells which
+/// server's transactions a host has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinlogState(BTreeMap<(u32, u32), u64>);
+
+impl BinlogState {
+    /// Parses a state as MariaDB prints it (the empty string is the empty state).
+    pub fn parse(text: &str) -> Result<BinlogState, GtidError> {
+        let mut state = BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let g = parse_gtid(text, entry)?;
+            if state.insert((g.domain, g.server), g.seq).is_some() {
+                return Err(GtidError {
+                    text: text.to_string(),
+                    reason: format!("{}-{} appears twice", g.domain, g.server),
+                });
+            }
+        }
+        Ok(BinlogState(state))
+    }
+}
+
+/// Transactions of one server in one domain that a host has and the writer lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrantRange {
+    /// The domain.
+    pub domain: u32,
+    /// The server that wrote them.
+    pub server: u32,
+    /// The first of them, when known: the one after the writer's last GTID of that server.
+    /// Unknown when the writer has none of that server's transactions (the binary log state
+    /// keeps only the last GTID of each server).
+    pub first: Option<u64>,
+    /// The last of them.
+    pub last: u64,
+}
+
+/// A host's errant transactions: what its binary log has that the active master's lacks.
+/// Such a host must not serve reads or take the writer role, and replicating into it would
+/// hide the difference: it is kept out of rotation until an admin rejoins it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Errant(Vec<ErrantRange>);
+
+/// The text before every errant-transactions check message.
+const ERRANT_PREFIX: &str = "ERROR: Errant transactions not on the active master ";
+
+/// How `mmm_control checks` words the rep_threads failure of a host with errant transactions.
+/// [`ErrantReport::from_message`] reads it back.
+pub fn errant_message(writer: &str, errant: &Errant) -> String {
+    format!("{ERRANT_PREFIX}{writer}: {} ({errant})", errant.count())
+}
+
+/// What an errant-transactions check message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrantReport {
+    /// The active master the host was compared with.
+    pub writer: String,
+    /// The transactions it lacks.
+    pub errant: Errant,
+}
+
+impl ErrantReport {
+    /// Reads a message made by [`errant_message`]; `None` for any other message.
+    pub fn from_message(message: &str) -> Option<ErrantReport> {
+        let rest = message.strip_prefix(ERRANT_PREFIX)?;
+        let (writer, rest) = rest.split_once(": ")?;
+        let (_, set) = rest.split_once(" (")?;
+        let errant = Errant::parse(set.strip_suffix(')')?)?;
+        (!errant.is_empty()).then(|| ErrantReport {
+            writer: writer.to_string(),
+            errant,
+        })
+    }
+}
+
+/// The transactions in `host`'s binary log state that `writer`'s lacks: per (domain, server),
+/// a later sequence number than the writer's last of that server, or a server the writer has
+/// nothing from. Read the host's state before the writer's: the writer only gains
+/// transactions, so nothing the host got from it in between looks errant.
+pub fn errant(host: &BinlogState, writer: &BinlogState) -> Errant {
+    Errant(
+        host.0
+            .iter()
+            .filter_map(|(&(domain, server), &last)| {
+                let have = writer.0.get(&(domain, server)).copied();
+                (have.is_none_or(|w| w < last)).then_some(ErrantRange {
+                    domain,
+                    server,
+                    first: have.map(|w| w + 1),
+                    last,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// How many errant transactions there are: exact when every range's first GTID is known and
+/// each server numbered its transactions in the domain one after the other (the usual case: a
+/// writer alone in its domain); otherwise a lower bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrantCount {
+    /// The number (a lower bound when not `exact`).
+    pub n: u64,
+    /// Whether it is exact.
+    pub exact: bool,
+}
+
+impl fmt::Display for ErrantCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.exact {
+            f.write_str("at least ")?;
+        }
+        write!(f, "{}", self.n)
+    }
+}
+
+impl Errant {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The ranges, by domain and server.
+    pub fn ranges(&self) -> &[ErrantRange] {
+        &self.0
+    }
+
+    /// How many transactions the ranges hold.
+    pub fn count(&self) -> ErrantCount {
+        self.0
+            .iter()
+            .fold(ErrantCount { n: 0, exact: true }, |acc, r| match r.first {
+                Some(first) => ErrantCount {
+                    n: acc.n + (r.last + 1).saturating_sub(first),
+                    exact: acc.exact,
+                },
+                None => ErrantCount {
+                    n: acc.n + 1,
+                    exact: false,
+                },
+            })
+    }
+
+    /// Parses what `Display` prints.
+    fn parse(text: &str) -> Option<Errant> {
+        let mut ranges = Vec::new();
+        for entry in text.split(',').map(str::trim) {
+            let range = if let Some(last) = entry.strip_prefix("up to ") {
+                let g = parse_gtid(text, last).ok()?;
+                ErrantRange {
+                    domain: g.domain,
+                    server: g.server,
+                    first: None,
+                    last: g.seq,
+                }
+            } else {
+                let (a, b) = entry.split_once("..").unwrap_or((entry, entry));
+                let (a, b) = (parse_gtid(text, a).ok()?, parse_gtid(text, b).ok()?);
+                if (a.domain, a.server) != (b.domain, b.server) || a.seq > b.seq {
+                    return None;
+                }
+                ErrantRange {
+                    domain: a.domain,
+                    server: a.server,
+                    first: Some(a.seq),
+                    last: b.seq,
+                }
+            };
+            ranges.push(range);
+        }
+        Some(Errant(ranges))
+    }
+}
+
+impl fmt::Display for Errant {
+    /// `0-2-101..0-2-105`, `0-2-101` for one, `up to 0-3-61` when the first is unknown;
+    /// comma-separated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let (d, s) = (r.domain, r.server);
+            match r.first {
+                None => write!(f, "up to {d}-{s}-{}", r.last)?,
+                Some(first) if first == r.last => write!(f, "{d}-{s}-{first}")?,
+                Some(first) => write!(f, "{d}-{s}-{first}..{d}-{s}-{}", r.last)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `domain-server-sequence` entry of `text`.
+fn parse_gtid(text: &str, entry: &str) -> Result<Gtid, GtidError> {
+    let error = |reason: String| GtidError {
+        text: text.to_string(),
+        reason,
+    };
+    let parts: Vec<&str> = entry.trim().split('-').collect();
+    let [domain, server, seq] = parts.as_slice() else {
+        return Err(error(format!("'{entry}' is not domain-server-sequence")));
+    };
+    let number = |what: &str, s: &str| {
+        s.parse::<u64>()
+            .map_err(|_| error(format!("'{entry}': {what} '{s}' is not a number")))
+    };
+    Ok(Gtid {
+        domain: u32::try_from(number("domain", domain)?)
+            .map_err(|_| error(format!("'{entry}': domain out of range")))?,
+        server: u32::try_from(number("server id", server)?)
+            .map_err(|_| error(format!("'{entry}': server id out of range")))?,
+        seq: number("sequence number", seq)?,
+    })
 }
 
 /// GTIDs as MariaDB lists them, comma-separated (for messages such as the ones
@@ -231,6 +439,82 @@ mod tests {
         let binlog = pos("0-2-50,1-2-3");
         let slave = pos("0-1-120");
         assert_eq!(binlog.merge(&slave).to_string(), "0-1-120,1-2-3");
+    }
+
+    fn state(s: &str) -> BinlogState {
+        BinlogState::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_old_writers_last_writes_are_errant_on_return() {
+        // db2 (server 2) wrote 0-2-101..105 that never reached db1; db1 then wrote on.
+        let returning = state("0-1-100,0-2-105");
+        let writer = state("0-1-140,0-2-100");
+        let e = errant(&returning, &writer);
+        assert_eq!(e.to_string(), "0-2-101..0-2-105");
+        assert_eq!(e.count().to_string(), "5");
+        assert!(errant(&writer, &writer).is_empty());
+        assert!(
+            errant(&state("0-1-120,0-2-100"), &writer).is_empty(),
+            "a host behind the writer is not errant"
+        );
+        assert!(
+            errant(&BinlogState::default(), &writer).is_empty(),
+            "no binary log, nothing errant"
+        );
+    }
+
+    #[test]
+    fn a_server_the_writer_never_heard_of_gives_a_lower_bound() {
+        // Someone wrote on slave db3 (server 3) directly, in domain 0 and in a domain of its own.
+        let slave = state("0-1-140,0-3-141,7-3-2");
+        let writer = state("0-1-150,0-2-100");
+        let e = errant(&slave, &writer);
+        assert_eq!(e.to_string(), "up to 0-3-141,up to 7-3-2");
+        assert_eq!(e.count().to_string(), "at least 2");
+        let one = errant(&state("0-2-101"), &writer);
+        assert_eq!(one.to_string(), "0-2-101");
+        assert_eq!(one.count(), ErrantCount { n: 1, exact: true });
+    }
+
+    #[test]
+    fn the_check_message_names_writer_count_and_set_and_reads_back() {
+        let e = errant(&state("0-2-105,0-3-9"), &state("0-2-100"));
+        let message = errant_message("db1", &e);
+        assert_eq!(
+            message,
+            "ERROR: Errant transactions not on the active master db1: at least 6 (0-2-101..0-2-105,up to 0-3-9)"
+        );
+        let report = ErrantReport::from_message(&message).unwrap();
+        assert_eq!(report.writer, "db1");
+        assert_eq!(report.errant, e);
+        for other in [
+            "ERROR: Replication is broken",
+            "OK",
+            "ERROR: Errant transactions not on the active master db1: 5 (garbage)",
+            "ERROR: Errant transactions not on the active master db1: 5 (0-2-9..0-2-3)",
+            "ERROR: Errant transactions not on the active master db1: 5 (0-2-1..0-3-3)",
+        ] {
+            assert_eq!(ErrantReport::from_message(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn binlog_states_parse_with_several_servers_per_domain() {
+        assert_eq!(state("0-1-5, 0-2-7").0.len(), 2);
+        assert!(BinlogState::parse("0-1-5,0-1-6").is_err());
+        assert!(BinlogState::parse("0-1").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn errant_messages_read_back(entries in proptest::collection::btree_map((0u32..3, 0u32..4), (proptest::option::of(0u64..50), 0u64..50), 1..5)) {
+            let e = Errant(entries.into_iter().map(|((domain, server), (first, extra))| ErrantRange {
+                domain, server, first, last: first.unwrap_or(0) + extra,
+            }).collect());
+            let report = ErrantReport::from_message(&errant_message("db1", &e)).unwrap();
+            prop_assert_eq!(report.errant, e);
+        }
     }
 
     proptest! {

@@ -177,6 +177,28 @@ pub fn render(history: &[Failover], utc_offset_secs: i64) -> String {
     out
 }
 
+/// The hosts out of rotation because of errant transactions, one line each, for after the
+/// history's table: since when, which and how many (empty when there are none).
+pub fn render_errant<'a>(
+    hosts: impl IntoIterator<Item = (&'a HostName, &'a HostStatus)>,
+    utc_offset_secs: i64,
+) -> String {
+    let mut out = String::new();
+    for (name, h) in hosts {
+        let (Some(report), Some(check)) = (h.errant(), h.checks.get(&CheckKind::RepThreads)) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "# Since {}: {name} has {} errant transactions that the active master {} does not have ({}); out of rotation until 'mmm_control rejoin {name}'\n",
+            format_local(check.last_change, utc_offset_secs),
+            report.errant.count(),
+            report.writer,
+            report.errant
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +212,30 @@ mod tests {
             cause: String::new(),
             active: None,
         }
+    }
+
+    #[test]
+    fn hosts_with_errant_transactions_are_listed_after_the_history() {
+        let mut h = HostStatus::new(Time(0));
+        let message =
+            "ERROR: Errant transactions not on the active master db2: 5 (0-1-101..0-1-105)";
+        h.checks.insert(
+            CheckKind::RepThreads,
+            crate::state::CheckStatus {
+                ok: false,
+                last_change: Time(1_483_997_507_000),
+                message: message.into(),
+            },
+        );
+        let db1 = HostName::from("db1");
+        assert_eq!(
+            render_errant([(&db1, &h)], 0),
+            "# Since 2017/01/09 21:31:47: db1 has 5 errant transactions that the active master db2 does not have (0-1-101..0-1-105); out of rotation until 'mmm_control rejoin db1'\n"
+        );
+        if let Some(c) = h.checks.get_mut(&CheckKind::RepThreads) {
+            c.message = "ERROR: Replication is broken".into();
+        }
+        assert_eq!(render_errant([(&db1, &h)], 0), "");
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub enum Reason {
     },
     /// Changed by `move_role --force`.
     ForcedMove,
+    /// Out of rotation: the host has transactions the active master lacks.
+    Errant {
+        /// The active master it was compared with.
+        writer: HostName,
+        /// How many (`5`, `at least 2`).
+        count: String,
+        /// Which, as `gtid::Errant` prints them.
+        gtids: String,
+    },
 }
 
 /// Why the mode changed.
@@ -325,6 +334,14 @@ impl fmt::Display for Notice {
                 } => write!(
                     f,
                     "State of flapping host '{host}' changed from {from} to {to} because of auto_set_online and flap_duration({flap_secs}) seconds passed without another failure. It was in state AWAITING_RECOVERY for {waited_secs} seconds"
+                ),
+                Reason::Errant {
+                    writer,
+                    count,
+                    gtids,
+                } => write!(
+                    f,
+                    "State of host '{host}' changed from {from} to {to} because it has {count} errant transactions that the active master '{writer}' does not have ({gtids}); it stays out of rotation until 'mmm_control rejoin {host}'"
                 ),
                 Reason::ForcedMove => write!(
                     f,

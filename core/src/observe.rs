@@ -140,6 +140,11 @@ impl Observations {
     /// `now`: failed when confirmed or when a majority of replicas report the failure, passing
     /// when some counting replica sees it pass and no majority sees it fail. Nothing while
     /// this replica's own table does not count.
+    ///
+    /// Errant transactions need no majority: one counting replica that found them compared
+    /// the host's binary log with the writable active master's, a fact rather than a view of
+    /// the network, and a returning host must not go ONLINE while the others have yet to
+    /// look. Their message is committed whenever it changes (a new count, or their end).
     pub fn decide(&self, now: Time, st: &ClusterState) -> Vec<CheckReport> {
         if !self.can_decide(now) {
             return Vec::new();
@@ -164,8 +169,15 @@ impl Observations {
                     .min_by_key(|(_, _, name)| *name != &self.this)
                     .map(|(_, m, _)| (*m).clone())
             };
+            let errant = seen
+                .iter()
+                .filter(|(ok, m, _)| !ok && is_errant(m))
+                .min_by_key(|(_, _, name)| *name != &self.this)
+                .map(|(_, m, _)| (*m).clone());
             let desired = if let Some((_, message)) = self.confirmed.get(key) {
                 Some((false, message.clone()))
+            } else if let Some(message) = errant {
+                Some((false, message))
             } else if failing >= self.quorum {
                 message_of(false).map(|m| (false, m))
             } else {
@@ -175,12 +187,15 @@ impl Observations {
                 continue;
             };
             let (host, check) = key;
-            let committed = st
-                .hosts
-                .get(host)
-                .and_then(|h| h.checks.get(check))
-                .map(|c| c.ok);
-            if committed != Some(ok) {
+            let committed = st.hosts.get(host).and_then(|h| h.checks.get(check));
+            let changed = match committed {
+                None => true,
+                Some(c) => {
+                    c.ok != ok
+                        || (c.message != message && (is_errant(&c.message) || is_errant(&message)))
+                }
+            };
+            if changed {
                 out.push(CheckReport {
                     host: host.clone(),
                     check: *check,
@@ -191,6 +206,11 @@ impl Observations {
         }
         out
     }
+}
+
+/// Whether a check message reports errant transactions.
+fn is_errant(message: &str) -> bool {
+    crate::gtid::ErrantReport::from_message(message).is_some()
 }
 
 #[cfg(test)]
@@ -275,6 +295,68 @@ mod tests {
         assert_eq!(o.decide(at(4000), &committed(true)), vec![]);
         o.record(at(4000), table("mon3", false));
         assert_eq!(o.decide(at(4000), &committed(true)).len(), 1);
+    }
+
+    fn rep_threads(replica: &str, message: &str) -> ReplicaReport {
+        ReplicaReport {
+            replica: replica.into(),
+            network_up: true,
+            verdicts: vec![Observed {
+                host: db1(),
+                check: CheckKind::RepThreads,
+                ok: message == "OK",
+                message: message.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn errant_transactions_found_by_one_replica_are_committed_and_follow_their_changes() {
+        let errant = |n: u64| {
+            format!(
+                "ERROR: Errant transactions not on the active master db2: {n} (0-1-3..0-1-{})",
+                2 + n
+            )
+        };
+        let mut o = Observations::new("mon1", 3, FRESH);
+        o.record(at(0), rep_threads("mon1", "OK"));
+        o.record(at(0), rep_threads("mon2", &errant(3)));
+        o.record(at(0), rep_threads("mon3", "OK"));
+        let mut st = crate::fixtures::with_check("db1", CheckKind::RepThreads, true);
+        let d = o.decide(at(10), &st);
+        assert_eq!(d.len(), 1, "no majority needed");
+        assert_eq!((d[0].ok, d[0].message.clone()), (false, errant(3)));
+
+        let set = |st: &mut ClusterState, message: String| {
+            if let Some(c) = st
+                .hosts
+                .get_mut(&db1())
+                .and_then(|h| h.checks.get_mut(&CheckKind::RepThreads))
+            {
+                c.ok = false;
+                c.message = message;
+            }
+        };
+        set(&mut st, errant(3));
+        assert_eq!(o.decide(at(10), &st), vec![], "committed already");
+        o.record(at(20), rep_threads("mon2", &errant(4)));
+        let d = o.decide(at(30), &st);
+        assert_eq!(
+            d.first().map(|r| r.message.clone()),
+            Some(errant(4)),
+            "a new count"
+        );
+
+        set(&mut st, errant(4));
+        for r in ["mon1", "mon2", "mon3"] {
+            o.record(at(40), rep_threads(r, "ERROR: Replication is broken"));
+        }
+        let d = o.decide(at(50), &st);
+        assert_eq!(
+            d.first().map(|r| (r.ok, r.message.clone())),
+            Some((false, "ERROR: Replication is broken".to_string())),
+            "their end is committed though the check still fails"
+        );
     }
 
     #[test]

@@ -75,6 +75,16 @@ pub fn show(topo: &Topology, st: &ClusterState) -> String {
         }
     }
     for (name, h) in &st.hosts {
+        if let Some(report) = h.errant() {
+            out.push_str(&format!(
+                "# Warning: host {name} has {} errant transactions that the active master {} does not have ({}); it stays out of rotation until 'mmm_control rejoin {name}'\n",
+                report.errant.count(),
+                report.writer,
+                report.errant
+            ));
+        }
+    }
+    for (name, h) in &st.hosts {
         let Some(spec) = topo.hosts.get(name) else {
             continue;
         };

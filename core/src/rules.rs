@@ -57,6 +57,11 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
     let in_state = now.since(h.last_state_change);
     let last_check_change = h.last_check_change().unwrap_or(now);
     let uptime_grew = h.uptime_ms.checked_sub(h.last_uptime_ms);
+    let errant = h.errant().map(|r| Reason::Errant {
+        writer: HostName::new(r.writer.as_str()),
+        count: r.errant.count().to_string(),
+        gtids: r.errant.to_string(),
+    });
     let last_uptime_ms = h.last_uptime_ms;
 
     let peer = ctx.topo.peer_of(host, active_master);
@@ -82,9 +87,14 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
         HostState::Online => {
             let to = if !(ping && mysql) {
                 Some((HostState::HardOffline, Reason::Checks { ping, mysql }))
-            } else if active_master == Some(host) || (peer_online && peer_recent) {
-                // Replication failure on the active master is irrelevant, and replication
-                // errors are ignored while the peer has only just come ONLINE.
+            } else if active_master == Some(host) {
+                // Replication failure on the active master is irrelevant.
+                None
+            } else if let Some(reason) = errant.clone() {
+                // Not a transient failure: no grace.
+                Some((HostState::ReplicationFail, reason))
+            } else if peer_online && peer_recent {
+                // Replication errors are ignored while the peer has only just come ONLINE.
                 None
             } else if !rep_threads && peer_online && peer_healthy {
                 Some((HostState::ReplicationFail, Reason::Plain))
@@ -103,6 +113,10 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
         HostState::AwaitingRecovery => {
             if !(ping && mysql) {
                 change(ctx, host, HostState::HardOffline, Reason::Plain);
+                return;
+            }
+            if let Some(reason) = errant {
+                change(ctx, host, HostState::ReplicationFail, reason);
                 return;
             }
             if !(rep_backlog && rep_threads) {
@@ -156,14 +170,14 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
             }
             let may_check_replication =
                 active_master.is_some() || !ctx.topo.can_handle(&ctx.topo.active_master_role, host);
-            let to = if may_check_replication && !rep_threads {
-                HostState::ReplicationFail
+            let (to, reason) = if may_check_replication && !rep_threads {
+                (HostState::ReplicationFail, errant.unwrap_or(Reason::Plain))
             } else if may_check_replication && !rep_backlog {
-                HostState::ReplicationDelay
+                (HostState::ReplicationDelay, Reason::Plain)
             } else {
-                HostState::AwaitingRecovery
+                (HostState::AwaitingRecovery, Reason::Plain)
             };
-            change(ctx, host, to, Reason::Plain);
+            change(ctx, host, to, reason);
         }
         HostState::ReplicationFail | HostState::ReplicationDelay => {
             if ping && mysql {
@@ -172,7 +186,16 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
                     return;
                 }
                 if state == HostState::ReplicationDelay && !rep_threads {
-                    change(ctx, host, HostState::ReplicationFail, Reason::Plain);
+                    change(
+                        ctx,
+                        host,
+                        HostState::ReplicationFail,
+                        errant.unwrap_or(Reason::Plain),
+                    );
+                    return;
+                }
+                if errant.is_some() {
+                    // Only `rejoin` (or the writer getting those transactions) ends it.
                     return;
                 }
                 if (rep_backlog && rep_threads) || !peer_online {

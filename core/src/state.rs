@@ -49,7 +49,7 @@ pub struct HostStatus {
 }
 
 impl HostStatus {
-    fn new(now: Time) -> Self {
+    pub(crate) fn new(now: Time) -> Self {
         HostStatus {
             state: HostState::Unknown,
             last_state_change: now,
@@ -72,6 +72,15 @@ impl HostStatus {
     /// The latest change of any check (MMM's `last_change($host)`).
     pub fn last_check_change(&self) -> Option<Time> {
         self.checks.values().map(|c| c.last_change).max()
+    }
+
+    /// The errant transactions the rep_threads check found: the host has transactions the
+    /// active master lacks, so it stays out of rotation until an admin rejoins it.
+    pub fn errant(&self) -> Option<crate::gtid::ErrantReport> {
+        self.checks
+            .get(&CheckKind::RepThreads)
+            .filter(|c| !c.ok)
+            .and_then(|c| crate::gtid::ErrantReport::from_message(&c.message))
     }
 
     /// Whether the monitor can talk to the agent: MMM sends nothing to a host whose ping

@@ -135,16 +135,17 @@ fn history(
     let mut notes = Vec::new();
     let code = match read_state(client, replicas, &mut notes, out)? {
         Ok(state) => {
-            let entries = state.history;
+            let entries = &state.history;
             if cli.json {
-                serde_json::to_writer_pretty(&mut *out, &entries)?;
+                serde_json::to_writer_pretty(&mut *out, entries)?;
                 writeln!(out)?;
             } else {
                 let offset = chrono::Local::now().offset().local_minus_utc();
                 write!(
                     out,
-                    "{}",
-                    mmm_core::history::render(&entries, i64::from(offset))
+                    "{}{}",
+                    mmm_core::history::render(entries, i64::from(offset)),
+                    mmm_core::history::render_errant(&state.hosts, i64::from(offset))
                 )?;
             }
             EXIT_OK
