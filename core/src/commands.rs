@@ -250,10 +250,11 @@ fn set_online(ctx: &mut Ctx<'_>, name: &str) -> String {
     }
     if let Some(report) = ctx.st.hosts.get(&host).and_then(|h| h.errant()) {
         return format!(
-            "ERROR: Host '{host}' has {} errant transactions that the active master '{}' does not have ({}). It can't be switched to ONLINE: see 'mmm_control rejoin {host}'.",
+            "ERROR: Host '{host}' has {} errant transactions that the active master '{}' does not have ({}). It can't be switched to ONLINE until it is rebuilt from '{}' (docs/errant-transactions.md).",
             report.errant.count(),
             report.writer,
-            report.errant
+            report.errant,
+            report.writer
         );
     }
     if !agent_reachable(ctx, &host) {

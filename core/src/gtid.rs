@@ -149,7 +149,7 @@ pub struct ErrantRange {
 
 /// A host's errant transactions: what its binary log has that the active master's lacks.
 /// Such a host must not serve reads or take the writer role, and replicating into it would
-/// hide the difference: it is kept out of rotation until an admin rejoins it.
+/// hide the difference: it is kept out of rotation until it is rebuilt.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Errant(Vec<ErrantRange>);
 

@@ -189,11 +189,12 @@ pub fn render_errant<'a>(
             continue;
         };
         out.push_str(&format!(
-            "# Since {}: {name} has {} errant transactions that the active master {} does not have ({}); out of rotation until 'mmm_control rejoin {name}'\n",
+            "# Since {}: {name} has {} errant transactions that the active master {} does not have ({}); out of rotation until rebuilt from {}\n",
             format_local(check.last_change, utc_offset_secs),
             report.errant.count(),
             report.writer,
-            report.errant
+            report.errant,
+            report.writer
         ));
     }
     out
@@ -230,7 +231,7 @@ mod tests {
         let db1 = HostName::from("db1");
         assert_eq!(
             render_errant([(&db1, &h)], 0),
-            "# Since 2017/01/09 21:31:47: db1 has 5 errant transactions that the active master db2 does not have (0-1-101..0-1-105); out of rotation until 'mmm_control rejoin db1'\n"
+            "# Since 2017/01/09 21:31:47: db1 has 5 errant transactions that the active master db2 does not have (0-1-101..0-1-105); out of rotation until rebuilt from db2\n"
         );
         if let Some(c) = h.checks.get_mut(&CheckKind::RepThreads) {
             c.message = "ERROR: Replication is broken".into();

@@ -341,7 +341,7 @@ impl fmt::Display for Notice {
                     gtids,
                 } => write!(
                     f,
-                    "State of host '{host}' changed from {from} to {to} because it has {count} errant transactions that the active master '{writer}' does not have ({gtids}); it stays out of rotation until 'mmm_control rejoin {host}'"
+                    "State of host '{host}' changed from {from} to {to} because it has {count} errant transactions that the active master '{writer}' does not have ({gtids}); it stays out of rotation until it is rebuilt from '{writer}'"
                 ),
                 Reason::ForcedMove => write!(
                     f,

@@ -77,10 +77,11 @@ pub fn show(topo: &Topology, st: &ClusterState) -> String {
     for (name, h) in &st.hosts {
         if let Some(report) = h.errant() {
             out.push_str(&format!(
-                "# Warning: host {name} has {} errant transactions that the active master {} does not have ({}); it stays out of rotation until 'mmm_control rejoin {name}'\n",
+                "# Warning: host {name} has {} errant transactions that the active master {} does not have ({}); it stays out of rotation until it is rebuilt from {}\n",
                 report.errant.count(),
                 report.writer,
-                report.errant
+                report.errant,
+                report.writer
             ));
         }
     }

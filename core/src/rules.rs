@@ -195,7 +195,7 @@ fn check_host(ctx: &mut Ctx<'_>, host: &HostName, active_master: Option<&HostNam
                     return;
                 }
                 if errant.is_some() {
-                    // Only `rejoin` (or the writer getting those transactions) ends it.
+                    // Only rebuilding it (or the writer getting those transactions) ends it.
                     return;
                 }
                 if (rep_backlog && rep_threads) || !peer_online {

@@ -75,7 +75,7 @@ impl HostStatus {
     }
 
     /// The errant transactions the rep_threads check found: the host has transactions the
-    /// active master lacks, so it stays out of rotation until an admin rejoins it.
+    /// active master lacks, so it stays out of rotation until it no longer has them.
     pub fn errant(&self) -> Option<crate::gtid::ErrantReport> {
         self.checks
             .get(&CheckKind::RepThreads)

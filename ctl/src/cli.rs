@@ -53,7 +53,8 @@ mmm-raft commands (new, not in MMM):
   remove_monitor <name>             - remove a replica from the monitor group
   history                           - every writer change (newest 100): epoch, when it was
                                       decided, old and new writer, how long until the new
-                                      writer confirmed, and why
+                                      writer confirmed, and why; then every host kept
+                                      out of rotation for errant transactions
   switchover <host>                 - planned move of the writer to <host>: the writer
                                       stops writing, <host> takes writes once it has
                                       executed all of them (no acknowledged write is lost);
