@@ -164,6 +164,8 @@ struct Inner {
     seq: AtomicU16,
     /// Where rep_threads learns the active master, to compare binary logs with.
     writer: OnceLock<WriterSource>,
+    /// The latest errant-transactions message of each host found with them.
+    errant: std::sync::Mutex<BTreeMap<HostName, String>>,
 }
 
 /// Names the active master as the committed state has it.
@@ -201,6 +203,7 @@ impl LiveProber {
                 ident,
                 seq: AtomicU16::new(0),
                 writer: OnceLock::new(),
+                errant: std::sync::Mutex::default(),
             }),
         })
     }
@@ -354,14 +357,11 @@ impl Inner {
                     // MariaDB only: MySQL's GTID sets are not compared (see the module doc).
                     let binlog_state = if mariadb {
                         match conn.query_first::<Option<String>, _>(BINLOG_STATE).await {
-                            Ok(state) => state.flatten(),
-                            Err(e) => {
-                                tracing::debug!(error = %e, "cannot read @@gtid_binlog_state");
-                                None
-                            }
+                            Ok(state) => Ok(Some(state.flatten().unwrap_or_default())),
+                            Err(e) => Err(format!("cannot read @@gtid_binlog_state: {e}")),
                         }
                     } else {
-                        None
+                        Ok(None)
                     };
                     (conn, Ok((row, binlog_state)))
                 });
@@ -370,14 +370,36 @@ impl Inner {
                 };
                 let (session, binlog_state) = match session {
                     Session::Done((row, state)) => (Session::Done(row), state),
-                    Session::ConnectFailed(e) => (Session::ConnectFailed(e), None),
-                    Session::QueryFailed(e) => (Session::QueryFailed(e), None),
+                    Session::ConnectFailed(e) => (Session::ConnectFailed(e), Ok(None)),
+                    Session::QueryFailed(e) => (Session::QueryFailed(e), Ok(None)),
                 };
-                let errant = match binlog_state {
-                    Some(state) => self.errant_message(host, &state, deadline).await,
-                    None => None,
+                let comparison = match binlog_state {
+                    Ok(Some(state)) => self.compare_binlog(host, &state, deadline).await,
+                    Ok(None) if !matches!(session, Session::Done(_)) => Comparison::Unreached,
+                    Ok(None) => Comparison::Writer,
+                    Err(why) => Comparison::NotCompared(why),
                 };
-                errant.unwrap_or_else(|| rep_threads_message(target, &session))
+                // A finding stands while the writer cannot be compared with: errant
+                // transactions do not go away because it is unreachable.
+                let mut found = self.errant.lock().unwrap_or_else(|p| p.into_inner());
+                match comparison {
+                    Comparison::Errant(message) => {
+                        found.insert(host.clone(), message.clone());
+                        message
+                    }
+                    Comparison::NotCompared(why) => match found.get(host) {
+                        Some(message) => {
+                            tracing::debug!(%host, %why, "binary log not compared: the errant finding stands");
+                            message.clone()
+                        }
+                        None => rep_threads_message(target, &session),
+                    },
+                    Comparison::Unreached => rep_threads_message(target, &session),
+                    Comparison::Clean | Comparison::Writer => {
+                        found.remove(host);
+                        rep_threads_message(target, &session)
+                    }
+                }
             }
             CheckKind::RepBacklog => {
                 let session = with_session(target, params.timeout, |mut conn| async move {
@@ -393,23 +415,25 @@ impl Inner {
         }
     }
 
-    /// rep_threads' errant-transactions message for `host`, whose `@@gtid_binlog_state` was
-    /// just read as `own`: the active master's is read after it (so nothing the host got from
-    /// it in between looks errant), only while that master is writable (a new writer is still
-    /// catching up from its peers until then), all before `deadline`. `None` when the host is
-    /// the active master, there is none, or it cannot be read: rep_threads then judges by the
-    /// replication threads alone.
-    async fn errant_message(
+    /// How `host`'s binary log, whose `@@gtid_binlog_state` was just read as `own`, compares
+    /// with the active master's: read after it (so nothing the host got from it in between
+    /// looks errant), only while that master is writable (a new writer is still catching up
+    /// from its peers until then), all before `deadline`.
+    async fn compare_binlog(
         &self,
         host: &HostName,
         own: &str,
         deadline: tokio::time::Instant,
-    ) -> Option<String> {
-        let writer = (self.writer.get()?)()?;
+    ) -> Comparison {
+        let Some(writer) = self.writer.get().and_then(|w| w()) else {
+            return Comparison::NotCompared("no active master".into());
+        };
         if &writer == host {
-            return None;
+            return Comparison::Writer;
         }
-        let target = self.targets.get(&writer)?;
+        let Some(target) = self.targets.get(&writer) else {
+            return Comparison::NotCompared(format!("no address for {writer}"));
+        };
         let params = self
             .params
             .get(&CheckKind::RepThreads)
@@ -421,17 +445,31 @@ impl Inner {
                 .await;
             (conn, result)
         });
-        let answer = tokio::time::timeout_at(deadline, session).await.ok()??;
-        let Session::Done(Some((Some(writer_state), Some(0)))) = answer else {
-            return None;
+        let writer_state = match tokio::time::timeout_at(deadline, session).await {
+            Ok(Some(Session::Done(Some((Some(state), Some(0)))))) => state,
+            Ok(Some(Session::Done(Some((_, Some(_)))))) => {
+                return Comparison::NotCompared(format!("{writer} is not writable yet"))
+            }
+            Ok(Some(Session::ConnectFailed(e) | Session::QueryFailed(e))) => {
+                return Comparison::NotCompared(format!("{writer}: {}", e.text))
+            }
+            Err(_) | Ok(None) => {
+                return Comparison::NotCompared(format!("{writer} did not answer in time"))
+            }
+            Ok(_) => return Comparison::NotCompared(format!("{writer} gave no binary log state")),
         };
-        let parse = |text: &str| {
-            BinlogState::parse(text)
-                .map_err(|e| tracing::warn!(%host, error = %e, "binary log states not compared"))
-                .ok()
-        };
-        let errant = gtid::errant(&parse(own)?, &parse(&writer_state)?);
-        (!errant.is_empty()).then(|| gtid::errant_message(writer.as_str(), &errant))
+        let parse = |text: &str| BinlogState::parse(text).map_err(|e| e.to_string());
+        match (parse(own), parse(&writer_state)) {
+            (Ok(own), Ok(theirs)) => {
+                let errant = gtid::errant(&own, &theirs);
+                if errant.is_empty() {
+                    Comparison::Clean
+                } else {
+                    Comparison::Errant(gtid::errant_message(writer.as_str(), &errant))
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => Comparison::NotCompared(e),
+        }
     }
 
     /// The ICMP client for `ip`'s family, opened on first use.
@@ -602,6 +640,21 @@ where
         }
     };
     timeout(connect_timeout + ALARM_MARGIN, session).await.ok()
+}
+
+/// How a host's binary log compares with the active master's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Comparison {
+    /// Nothing the writer lacks.
+    Clean,
+    /// Errant transactions: rep_threads fails with this message.
+    Errant(String),
+    /// Not compared, and why: an earlier errant finding stands.
+    NotCompared(String),
+    /// Nothing to compare: the host is the active master, or a MySQL server.
+    Writer,
+    /// The host did not answer: rep_threads says so (MMM's UNKNOWN), a finding is kept.
+    Unreached,
 }
 
 /// Says goodbye to the server without making the probe wait for it.

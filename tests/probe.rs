@@ -332,6 +332,69 @@ async fn replication_checks_pass_on_a_running_replica_and_fail_after_stop_slave(
     assert_eq!(message(&p, "db2", CheckKind::RepBacklog).await, "OK");
 }
 
+/// rep_threads compares a replica's binary log with the active master's: a clean replica
+/// passes; one with a transaction of its own fails with the GTID named; the finding stands
+/// while the master cannot be compared with (read-only, then gone) and ends once the replica's
+/// own binary log is forgotten and the master is back.
+#[tokio::test]
+async fn rep_threads_finds_errant_transactions_and_keeps_the_finding_while_blind() {
+    let mut dbs = replicated_table(&[71, 72], "errant").await;
+    let p = prober(vec![
+        ("db1", monitor_target(&dbs[0])),
+        ("db2", monitor_target(&dbs[1])),
+    ]);
+    p.compare_with_writer(|| Some(HostName::new("db1")));
+    assert_eq!(message(&p, "db2", CheckKind::RepThreads).await, "OK");
+    assert_eq!(
+        message(&p, "db1", CheckKind::RepThreads).await,
+        "ERROR: Replication is not set up",
+        "the writer is not compared with itself"
+    );
+
+    dbs[1]
+        .exec("INSERT INTO errant.t (id) VALUES (-1)")
+        .await
+        .expect("a write on the replica alone");
+    let found = message(&p, "db2", CheckKind::RepThreads).await;
+    assert!(
+        found.starts_with(
+            "ERROR: Errant transactions not on the active master db1: at least 1 (up to 0-72-"
+        ),
+        "{found}"
+    );
+
+    dbs[0]
+        .exec("SET GLOBAL read_only=1")
+        .await
+        .expect("read_only");
+    assert_eq!(
+        message(&p, "db2", CheckKind::RepThreads).await,
+        found,
+        "not writable: it stands"
+    );
+    dbs[0].kill9();
+    assert_eq!(
+        message(&p, "db2", CheckKind::RepThreads).await,
+        found,
+        "gone: it stands"
+    );
+
+    dbs[1]
+        .exec("STOP SLAVE; SET @pos = @@gtid_slave_pos; RESET MASTER; SET GLOBAL gtid_slave_pos = @pos")
+        .await
+        .expect("the replica forgets its binary log");
+    dbs[0].restart().await.expect("the master again");
+    dbs[0]
+        .exec("SET GLOBAL read_only=0")
+        .await
+        .expect("writable");
+    assert_eq!(
+        message(&p, "db2", CheckKind::RepThreads).await,
+        "ERROR: Replication is broken",
+        "compared again: clean, the threads judge"
+    );
+}
+
 /// A master (`ids[0]`) with table `<db>.t (id INT PRIMARY KEY)` and a replica (`ids[1]`)
 /// replicating from it by GTID, caught up.
 async fn replicated_table(ids: &[u32; 2], db: &str) -> Vec<MariaDb> {
