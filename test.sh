@@ -25,6 +25,9 @@ prerequisites() {
     [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
     command -v ip >/dev/null || missing+=(iproute2)
+    # Cloning streams a hot copy with mariabackup and unpacks it with mbstream.
+    command -v mariabackup >/dev/null || missing+=(mariadb-backup)
+    command -v mbstream >/dev/null || missing+=(mariadb-backup)
     # The switchover test holds a replication stream back with nft.
     command -v nft >/dev/null || missing+=(nftables)
     if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +39,7 @@ prerequisites() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     /usr/sbin/mariadbd --version
+    mariabackup --version 2>&1 | head -1
 }
 
 phase "prerequisites" prerequisites

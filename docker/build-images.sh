@@ -32,7 +32,7 @@ SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BINARIES=(mmm_mond mmm_agentd mmm_control)
 # What the base image holds; the Dockerfile installs the same list on a plain Debian base.
-PACKAGES=(mariadb-server mariadb-client iproute2 iptables nftables procps ca-certificates tini)
+PACKAGES=(mariadb-server mariadb-client mariadb-backup iproute2 iptables nftables procps ca-certificates tini)
 
 prerequisites() {
     command -v docker >/dev/null || die "docker is missing: install the Docker engine (apt-get install docker.io)"

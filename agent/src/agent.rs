@@ -1031,6 +1031,53 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
     }
 
+    /// Takes this host out of the agent's hands while a clone replaces its data: refused when
+    /// it is (or is told to become) the writer or holds roles. While the returned guard lives
+    /// no status is applied and reconciliation re-points nothing.
+    pub async fn maintenance(&self) -> Result<Maintenance<'_>, String> {
+        let inner = self.inner.lock().await;
+        if self.gate.lock().await.active {
+            return Err(format!("{} is the active writer", self.settings.host));
+        }
+        if lock(&self.writer_epoch).is_some() {
+            return Err(format!("{} is told to be the writer", self.settings.host));
+        }
+        if let Some(told) = inner
+            .persisted
+            .told
+            .as_ref()
+            .filter(|t| !t.roles.is_empty())
+        {
+            let roles: Vec<String> = told
+                .roles
+                .iter()
+                .map(|r| format!("{}({})", r.role, r.ip))
+                .collect();
+            return Err(format!(
+                "{} holds roles ({}): take it out of rotation first (mmm_control set_offline {})",
+                self.settings.host,
+                roles.join(", "),
+                self.settings.host
+            ));
+        }
+        Ok(Maintenance { inner })
+    }
+
+    /// Under [`Agent::maintenance`]: makes the local server replicate from `master` now and
+    /// remembers it, as a re-pointing ordered by a monitor would.
+    pub async fn repoint_now(
+        &self,
+        m: &mut Maintenance<'_>,
+        master: &str,
+    ) -> Result<String, String> {
+        let mut log = Log::default();
+        self.repoint(master, &mut m.inner, &mut log).await;
+        match log.failed.pop() {
+            Some(e) => Err(e),
+            None => Ok(log.done.join("; ")),
+        }
+    }
+
     /// Before the process exits: an active writer fences itself, since nobody would be left
     /// to fence it when its lease ends. The restarted agent asks for a new lease.
     pub async fn shutdown(&self) {
@@ -1039,6 +1086,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             self.fence("the agent is stopping", &mut log).await;
         }
     }
+}
+
+/// Held while a clone replaces this host's data (see [`Agent::maintenance`]).
+pub struct Maintenance<'a> {
+    inner: tokio::sync::MutexGuard<'a, Inner>,
 }
 
 /// The epoch at which `status` makes this host the writer, if it does.

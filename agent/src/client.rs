@@ -8,8 +8,8 @@ use mmm_core::api::ApiError;
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
-    ClearBadRoles, Cleared, Pong, SetStatus, StatusReply, SystemStatus, CLEAR_BAD_ROLES_PATH,
-    PING_PATH, STATUS_PATH, SYSTEM_PATH,
+    ClearBadRoles, Cleared, CloneProgress, CloneRequest, Pong, SetStatus, StatusReply,
+    SystemStatus, CLEAR_BAD_ROLES_PATH, CLONE_PATH, PING_PATH, STATUS_PATH, SYSTEM_PATH,
 };
 
 /// A call to an agent that failed.
@@ -114,6 +114,31 @@ impl AgentClient {
         let sent = self
             .http
             .get(format!("http://{addr}{SYSTEM_PATH}"))
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+
+    /// Starts a clone onto the agent's host (`POST` [`CLONE_PATH`]).
+    pub async fn start_clone(
+        &self,
+        addr: SocketAddr,
+        req: &CloneRequest,
+    ) -> Result<CloneProgress, CallError> {
+        let sent = self
+            .http
+            .post(format!("http://{addr}{CLONE_PATH}"))
+            .json(req)
+            .send()
+            .await;
+        Self::answer(addr, sent).await
+    }
+
+    /// The clone onto the agent's host, as it goes (`GET` [`CLONE_PATH`]).
+    pub async fn clone_progress(&self, addr: SocketAddr) -> Result<CloneProgress, CallError> {
+        let sent = self
+            .http
+            .get(format!("http://{addr}{CLONE_PATH}"))
             .send()
             .await;
         Self::answer(addr, sent).await

@@ -7,11 +7,14 @@
 //! `agent` is the logic over those traits (status, lease, fencing, reconciliation), `store` its
 //! durable memory, `monitors` its way to the monitor group for leases, `protocol` and `server`
 //! its HTTP API, `client` the monitor's side of it, and `settings` turns the configuration
-//! into what the agent needs.
+//! into what the agent needs. `backup` (the source side) and `clone` (the target side)
+//! rebuild a host from another one with a hot physical copy.
 
 pub mod agent;
 pub mod arp;
+pub mod backup;
 pub mod client;
+pub mod clone;
 pub mod logging;
 pub mod metrics;
 pub mod monitors;

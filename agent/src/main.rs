@@ -145,11 +145,19 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             async move { a.run_mysql_watch(WATCH_EVERY).await }
         }),
     ];
-    let app = mmm_agent::server::router(agent.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(mmm_agent::signals::until_stop("mmm_agentd"))
-        .await
-        .context("serving the agent API")?;
+    let cloner = Arc::new(mmm_agent::clone::Cloner::new(
+        cfg.copy.clone(),
+        cfg.settings.sources.clone(),
+    ));
+    let app = mmm_agent::server::router(agent.clone())
+        .merge(mmm_agent::clone::router(agent.clone(), cloner));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(mmm_agent::signals::until_stop("mmm_agentd"))
+    .await
+    .context("serving the agent API")?;
     for t in tasks {
         t.abort();
     }

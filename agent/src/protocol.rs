@@ -150,3 +150,214 @@ pub struct Cleared {
     /// What failed.
     pub failed: Vec<String>,
 }
+
+/// `GET` (source side): a hot physical copy of the local server as an xbstream
+/// (`mariabackup --backup --stream=xbstream`), for the replication account only (HTTP basic
+/// authentication). The body ends cleanly only when the backup completed; a failed backup
+/// breaks the connection. [`ESTIMATE_HEADER`] says how many bytes to expect.
+pub const BACKUP_PATH: &str = "/agent/backup";
+/// `GET` (source side): a `BackupReport` of the last backup streamed.
+pub const BACKUP_REPORT_PATH: &str = "/agent/backup/report";
+/// `POST` a `CloneRequest` to start a clone onto this host (answered with its first
+/// `CloneProgress`); `GET` its `CloneProgress`.
+pub const CLONE_PATH: &str = "/agent/clone";
+/// The size of the source's data directory (binary and relay logs left out), in bytes.
+pub const ESTIMATE_HEADER: &str = "x-mmm-estimated-bytes";
+
+/// MMM's clone modes (`mmm_clone --clone-mode`): who the clone replicates from afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CloneMode {
+    /// The source is a master: the clone replicates from it, and the source is pointed back
+    /// at the clone (the clone becomes its peer).
+    MasterMaster,
+    /// The source is a master: the clone replicates from it.
+    MasterSlave,
+    /// The source is a slave: the clone replicates from the source's master.
+    SlaveSlave,
+}
+
+impl CloneMode {
+    /// Every mode, as MMM spells them.
+    pub const ALL: [CloneMode; 3] = [
+        CloneMode::MasterMaster,
+        CloneMode::MasterSlave,
+        CloneMode::SlaveSlave,
+    ];
+
+    /// MMM's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloneMode::MasterMaster => "master-master",
+            CloneMode::MasterSlave => "master-slave",
+            CloneMode::SlaveSlave => "slave-slave",
+        }
+    }
+}
+
+impl std::fmt::Display for CloneMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CloneMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CloneMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown clone mode '{s}': use master-master, master-slave or slave-slave")
+            })
+    }
+}
+
+/// Rebuild this host from `source` (the body of `POST` [`CLONE_PATH`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneRequest {
+    /// The host the request is for (the target: this agent's host).
+    pub host: String,
+    /// The host to copy from.
+    pub source: String,
+    /// Who the clone replicates from afterwards.
+    pub mode: CloneMode,
+}
+
+/// Where a clone stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClonePhase {
+    /// Receiving the copy into the staging directory; the server still runs untouched.
+    Copying,
+    /// Applying the copy's redo log (`mariabackup --prepare`).
+    Preparing,
+    /// Stopping the local server (`mysql_rcscript stop`).
+    Stopping,
+    /// Putting the copy in place of the data directory.
+    Installing,
+    /// Starting the server on the copy (`mysql_rcscript start`).
+    Starting,
+    /// Pointing it at its master and checking that replication runs.
+    Replicating,
+    /// Finished: the host replicates from its master.
+    Done,
+    /// Stopped on an error (see `error`); the data directory is the old one unless the error
+    /// says otherwise.
+    Failed,
+}
+
+/// How long the source's backup blocked its server, and what it copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupReport {
+    /// Bytes streamed.
+    pub bytes: u64,
+    /// From the start of the backup to its end.
+    pub duration_ms: u64,
+    /// How long DDL was blocked (`BACKUP STAGE BLOCK_DDL` to the unlock).
+    pub ddl_blocked_ms: u64,
+    /// How long commits were blocked (`BACKUP STAGE BLOCK_COMMIT`, or `FLUSH TABLES WITH
+    /// READ LOCK`, to the unlock): the only time writes waited.
+    pub commit_blocked_ms: u64,
+    /// The copy's GTID position (`xtrabackup_binlog_info`), when mariabackup printed it.
+    pub gtid: Option<String>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// A clone onto this host, as it goes (`GET` [`CLONE_PATH`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloneProgress {
+    /// The target host.
+    pub host: String,
+    /// The source host.
+    pub source: String,
+    /// The mode.
+    pub mode: CloneMode,
+    /// Where it stands.
+    pub phase: ClonePhase,
+    /// Bytes received so far.
+    pub bytes: u64,
+    /// The source's estimate of the total, when it sent one.
+    pub estimated_bytes: Option<u64>,
+    /// Since the clone started.
+    pub elapsed_ms: u64,
+    /// Time spent receiving the copy so far.
+    pub copy_ms: u64,
+    /// The master the clone replicates from, once known.
+    pub master: Option<String>,
+    /// The copy's GTID position, once known.
+    pub gtid: Option<String>,
+    /// The source's report on its backup (lock times), once the copy is received.
+    pub source_report: Option<BackupReport>,
+    /// What has been done, in order.
+    pub done: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl CloneProgress {
+    /// The copy rate so far, in bytes per second.
+    pub fn rate(&self) -> f64 {
+        if self.copy_ms == 0 {
+            0.0
+        } else {
+            self.bytes as f64 * 1000.0 / self.copy_ms as f64
+        }
+    }
+
+    /// Seconds left to copy at the rate so far, while copying with an estimate.
+    pub fn eta_secs(&self) -> Option<u64> {
+        let total = self.estimated_bytes?;
+        let rate = self.rate();
+        (self.phase == ClonePhase::Copying && rate > 0.0)
+            .then(|| (total.saturating_sub(self.bytes) as f64 / rate).ceil() as u64)
+    }
+
+    /// Finished, one way or the other.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, ClonePhase::Done | ClonePhase::Failed)
+    }
+
+    /// One line for a terminal: the phase, and while copying bytes, rate and ETA.
+    pub fn line(&self) -> String {
+        let mut s = format!(
+            "{}: {} from {} ({})",
+            self.host,
+            phase_name(self.phase),
+            self.source,
+            self.mode
+        );
+        if self.phase == ClonePhase::Copying {
+            s.push_str(&format!(", {}", mib(self.bytes)));
+            if let Some(total) = self.estimated_bytes {
+                s.push_str(&format!(" of ~{}", mib(total)));
+            }
+            s.push_str(&format!(" at {}/s", mib(self.rate() as u64)));
+        }
+        if let Some(eta) = self.eta_secs() {
+            s.push_str(&format!(", ETA {eta} s"));
+        }
+        s
+    }
+}
+
+/// The phase as a verb for humans.
+pub fn phase_name(phase: ClonePhase) -> &'static str {
+    match phase {
+        ClonePhase::Copying => "copying",
+        ClonePhase::Preparing => "preparing the copy",
+        ClonePhase::Stopping => "stopping mysqld",
+        ClonePhase::Installing => "installing the copy",
+        ClonePhase::Starting => "starting mysqld",
+        ClonePhase::Replicating => "starting replication",
+        ClonePhase::Done => "done",
+        ClonePhase::Failed => "failed",
+    }
+}
+
+/// Bytes in MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}

@@ -12,6 +12,7 @@ use mmm_config::{Config, Secret};
 use mmm_core::{HostMode, RoleName};
 
 use crate::agent::{RoleDef, Settings};
+use crate::backup::CopySettings;
 use crate::ops::Source;
 
 /// The pause between passes of the session killer. MMM slept 1 s; with read_only already on,
@@ -39,6 +40,8 @@ pub struct AgentConfig {
     pub monitors: Vec<SocketAddr>,
     /// `mysql_pidfile`.
     pub mysql_pidfile: PathBuf,
+    /// What cloning needs (`mysql_rcscript`, the tools, every host's agent).
+    pub copy: CopySettings,
 }
 
 /// What is missing from the configuration.
@@ -129,6 +132,10 @@ pub fn from_config(config: &Config) -> Result<AgentConfig, SettingsError> {
         .as_ref()
         .map(|m| m.lease_renew_interval)
         .unwrap_or(Duration::from_millis(300));
+    let this_source = sources
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| missing(key("ip")))?;
     let settings = Settings {
         host: name.clone(),
         mode,
@@ -141,7 +148,35 @@ pub fn from_config(config: &Config) -> Result<AgentConfig, SettingsError> {
         catchup_timeout: host.catchup_timeout,
         renew_every,
     };
+    let agent_user = host
+        .agent_user
+        .clone()
+        .ok_or_else(|| missing(key("agent_user")))?;
+    let agent_password = host
+        .agent_password
+        .clone()
+        .ok_or_else(|| missing(key("agent_password")))?;
+    let copy = CopySettings {
+        host: name.clone(),
+        mysql_addr: SocketAddr::new(ip, host.mysql_port),
+        mysql_user: agent_user.clone(),
+        mysql_password: agent_password.clone(),
+        replication_user: this_source.replication_user,
+        replication_password: this_source.replication_password,
+        state_dir: host.state_dir.clone(),
+        rcscript: host.mysql_rcscript.clone(),
+        mariabackup: PathBuf::from("mariabackup"),
+        mbstream: PathBuf::from("mbstream"),
+        agents: config
+            .hosts
+            .iter()
+            .filter_map(|(n, h)| {
+                h.ip.map(|ip| (n.clone(), SocketAddr::new(ip, h.agent_port)))
+            })
+            .collect(),
+    };
     Ok(AgentConfig {
+        copy,
         settings,
         listen: SocketAddr::new(ip, host.agent_port),
         interface: host
@@ -149,14 +184,8 @@ pub fn from_config(config: &Config) -> Result<AgentConfig, SettingsError> {
             .clone()
             .ok_or_else(|| missing(key("cluster_interface")))?,
         mysql_addr: SocketAddr::new(ip, host.mysql_port),
-        mysql_user: host
-            .agent_user
-            .clone()
-            .ok_or_else(|| missing(key("agent_user")))?,
-        mysql_password: host
-            .agent_password
-            .clone()
-            .ok_or_else(|| missing(key("agent_password")))?,
+        mysql_user: agent_user,
+        mysql_password: agent_password,
         state_dir: host.state_dir.clone(),
         monitors: group.members.iter().map(|m| m.addr).collect(),
         mysql_pidfile: host.mysql_pidfile.clone(),

@@ -282,52 +282,72 @@ impl MariaDb {
         Err(last.unwrap_or_else(|| anyhow!("no free port")))
     }
 
+    /// The `mariadbd` command line for this server (without the namespace wrapper).
+    fn server_args(&self) -> Vec<String> {
+        let dir = self.dir.path();
+        let mut args = vec!["--no-defaults".to_string()];
+        if running_as_root() {
+            args.push("--user=root".into());
+        }
+        // In a namespace of its own the server takes every address, VIPs included.
+        let bind = if self.place.is_some() {
+            "0.0.0.0".to_string()
+        } else {
+            self.host()
+        };
+        args.extend([
+            format!("--datadir={}", dir.join("data").display()),
+            format!("--tmpdir={}", dir.join("tmp").display()),
+            format!("--socket={}", self.socket_path().display()),
+            format!("--port={}", self.port),
+            format!("--bind-address={bind}"),
+            format!("--pid-file={}", self.pidfile().display()),
+            format!("--log-error={}", self.error_log().display()),
+            format!("--server-id={}", self.server_id),
+        ]);
+        args.extend(
+            [
+                "--log-bin=mysql-bin",
+                "--relay-log=relay-bin",
+                "--log-slave-updates",
+                "--gtid-strict-mode=1",
+                "--skip-name-resolve",
+                "--innodb-buffer-pool-size=8M",
+                "--innodb-log-file-size=4M",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--innodb-use-native-aio=0",
+                "--sync-binlog=0",
+                "--performance-schema=OFF",
+                "--max-connections=200",
+            ]
+            .map(String::from),
+        );
+        args.extend(self.options.iter().cloned());
+        args
+    }
+
+    /// The program and its leading arguments: `mariadbd`, or `ip netns exec NS mariadbd`.
+    fn program(&self) -> Vec<String> {
+        match &self.place {
+            Some((ns, _)) => vec![
+                "ip".into(),
+                "netns".into(),
+                "exec".into(),
+                ns.clone(),
+                MARIADBD.into(),
+            ],
+            None => vec![MARIADBD.into()],
+        }
+    }
+
     /// Starts `mariadbd` on the existing data directory and port; waits until it accepts
     /// connections.
     async fn launch(&mut self) -> Result<()> {
-        let dir = self.dir.path();
         let _ = std::fs::remove_file(self.error_log());
-        let mut cmd = match &self.place {
-            Some((ns, _)) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns.as_str(), MARIADBD]);
-                c
-            }
-            None => Command::new(MARIADBD),
-        };
-        cmd.arg("--no-defaults");
-        if running_as_root() {
-            cmd.arg("--user=root");
-        }
-        cmd.arg(format!("--datadir={}", dir.join("data").display()))
-            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
-            .arg(format!("--socket={}", self.socket_path().display()))
-            .arg(format!("--port={}", self.port))
-            // In a namespace of its own the server takes every address, VIPs included.
-            .arg(format!(
-                "--bind-address={}",
-                if self.place.is_some() {
-                    "0.0.0.0".to_string()
-                } else {
-                    self.host()
-                }
-            ))
-            .arg(format!("--pid-file={}", self.pidfile().display()))
-            .arg(format!("--log-error={}", self.error_log().display()))
-            .arg(format!("--server-id={}", self.server_id))
-            .arg("--log-bin=mysql-bin")
-            .arg("--relay-log=relay-bin")
-            .arg("--log-slave-updates")
-            .arg("--gtid-strict-mode=1")
-            .arg("--skip-name-resolve")
-            .arg("--innodb-buffer-pool-size=8M")
-            .arg("--innodb-log-file-size=4M")
-            .arg("--innodb-flush-log-at-trx-commit=2")
-            .arg("--innodb-use-native-aio=0")
-            .arg("--sync-binlog=0")
-            .arg("--performance-schema=OFF")
-            .arg("--max-connections=200")
-            .args(&self.options)
+        let program = self.program();
+        let mut cmd = Command::new(&program[0]);
+        cmd.args(&program[1..])
+            .args(self.server_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -336,6 +356,42 @@ impl MariaDb {
             .with_context(|| format!("starting {MARIADBD} ({INSTALL_HINT})"))?;
         self.child = Some(child);
         self.wait_ready().await
+    }
+
+    /// Writes an init script for this server (what `mysql_rcscript` names in production):
+    /// `stop` shuts it down cleanly (SIGTERM to the pid file's process, waiting up to 60 s),
+    /// `start` starts it with this kit's options and waits up to 60 s for its socket. A
+    /// server the script started is not this struct's child: dropping the struct still
+    /// kills it (through the pid file).
+    pub fn write_rcscript(&self) -> Result<PathBuf> {
+        let path = self.dir.path().join("rc.sh");
+        let words: Vec<String> = self
+            .program()
+            .into_iter()
+            .chain(self.server_args())
+            .map(|w| shell_quote(&w))
+            .collect();
+        let script = RCSCRIPT
+            .replace("@PORT@", &self.port.to_string())
+            .replace(
+                "@PIDFILE@",
+                &shell_quote(&self.pidfile().display().to_string()),
+            )
+            .replace(
+                "@SOCKET@",
+                &shell_quote(&self.socket_path().display().to_string()),
+            )
+            .replace("@COMMAND@", &words.join(" "));
+        std::fs::write(&path, script).context("writing the init script")?;
+        let mut perms = std::fs::metadata(&path)?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).context("making the init script executable")?;
+        Ok(path)
+    }
+
+    /// The data directory.
+    pub fn datadir(&self) -> PathBuf {
+        self.dir.path().join("data")
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
@@ -717,7 +773,43 @@ impl MariaDb {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         self.kill9();
+        // A server its init script started (not this struct's child).
+        if let Some(pid) = std::fs::read_to_string(self.pidfile())
+            .ok()
+            .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
+            .filter(|p| *p > 0)
+        {
+            // SAFETY: kill(2) on the pid the server wrote; at worst ESRCH.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
+}
+
+/// The init script [`MariaDb::write_rcscript`] writes, with its placeholders.
+const RCSCRIPT: &str = r#"#!/bin/bash
+# Init script of the test server on port @PORT@.
+pidfile=@PIDFILE@
+socket=@SOCKET@
+# Running, and not a zombie (a server this kit spawned stays one until the test reaps it).
+alive() { [ -e "/proc/$1" ] && ! grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }
+case "$1" in
+stop)
+    pid=$(cat "$pidfile" 2>/dev/null) || exit 0
+    kill -TERM "$pid" 2>/dev/null || exit 0
+    for _ in $(seq 1 600); do alive "$pid" || exit 0; sleep 0.1; done
+    echo "mariadbd $pid did not stop" >&2; exit 1 ;;
+start)
+    rm -f "$pidfile"
+    setsid @COMMAND@ </dev/null >/dev/null 2>&1 &
+    for _ in $(seq 1 600); do [ -S "$socket" ] && [ -s "$pidfile" ] && exit 0; sleep 0.1; done
+    echo "mariadbd did not start" >&2; exit 1 ;;
+*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
+"#;
+
+/// A word for a bash script, single-quoted.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]
