@@ -219,9 +219,13 @@ async fn an_old_master_that_returns_does_not_take_the_writer_back() {
 /// had stopped receiving from it, just before it crashed): the monitors find them as it
 /// returns and keep it out of rotation (REPLICATION_FAIL, never ONLINE, no role, set_online
 /// refused), naming the GTIDs and their count in `show`, `checks`, `history` and `/metrics`,
-/// while writes go on at the new master.
+/// while writes go on at the new master. `mmm_control rejoin db1` refuses to re-point it and
+/// names them; `rejoin db1 --reclone` rebuilds it from the writer under write load (its data
+/// replaced by a hot copy, progress shown), after which it has no errant transaction, every
+/// acknowledged write, replicates from the writer (and the writer, whose replication from it
+/// broke on those transactions, from it again: master-master), and goes ONLINE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_old_master_back_with_errant_transactions_stays_out_of_rotation() {
+async fn an_old_master_back_with_errant_transactions_stays_out_until_rebuilt() {
     let _one = one_lab().await;
     let c = Arc::new(RwLock::new(Cluster::start(Tuning::default()).await));
     let limit = Duration::from_secs(30);
@@ -324,13 +328,73 @@ async fn an_old_master_back_with_errant_transactions_stays_out_of_rotation() {
         "history lists it: {history}"
     );
     g.wait_writable("db2", Duration::from_secs(1)).await;
+
+    // rejoin without --reclone would keep the errant transactions: refused, and says so.
+    let refused = g
+        .control_with_config(&["rejoin", "db1"])
+        .output()
+        .expect("mmm_control rejoin");
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("'db1' has 3 transaction(s) the active master 'db2' lacks (0-1-")
+            && text.contains("rejoin db1 --reclone"),
+        "{text}"
+    );
+    // Rebuilt from the writer while the client keeps writing.
+    let rebuilt = g
+        .control_with_config(&["rejoin", "db1", "--reclone"])
+        .output()
+        .expect("mmm_control rejoin --reclone");
+    let text = String::from_utf8_lossy(&rebuilt.stdout);
+    println!("{text}");
+    assert_eq!(
+        rebuilt.status.code(),
+        Some(0),
+        "rejoin --reclone: {text}{}\n{}",
+        String::from_utf8_lossy(&rebuilt.stderr),
+        g.log("db1-agent")
+    );
+    assert!(
+        text.contains("db1: copying (master-master from db2)")
+            && text.contains("OK: 'db1' was rebuilt from 'db2'"),
+        "{text}"
+    );
+    wait_until(&g, limit, "db1 goes ONLINE once rebuilt", async || {
+        g.command("set_online db1").await;
+        g.shown("db1").await.contains("master/ONLINE")
+    })
+    .await;
+    replicates_from(&g, "db1", "db2").await;
+    replicates_from(&g, "db2", "db1").await;
+    acked_after(&writer, writer.started.elapsed(), 20, limit, &g).await;
+    assert!(
+        g.shown("db2").await.contains("master/ONLINE"),
+        "the writer stays ONLINE: {}",
+        g.show().await
+    );
     drop(g);
     let writes = writer.finish();
     let g = c.read().await;
-    let missing = lost(g.db("db2"), &writes).await;
-    assert!(
-        missing.is_empty(),
-        "db2 misses acknowledged writes: {missing:?}"
+    for db in ["db2", "db1"] {
+        g.db(db)
+            .sync_with(g.db("db2"), Duration::from_secs(20))
+            .await
+            .expect("caught up with db2");
+        let missing = lost(g.db(db), &writes).await;
+        assert!(
+            missing.is_empty(),
+            "{db} misses acknowledged writes: {missing:?}"
+        );
+    }
+    assert_eq!(
+        g.db("db1")
+            .scalar("SELECT COUNT(*) FROM chaos.w WHERE v BETWEEN -13 AND -11")
+            .await
+            .expect("query")
+            .as_deref(),
+        Some("0"),
+        "the errant rows are gone from db1"
     );
 }
 

@@ -32,11 +32,11 @@ use tokio::time::Instant;
 use crate::agent::Agent;
 use crate::backup::{self, CopySettings};
 use crate::monitors::Monitors;
-use crate::mysql::{quote, Server, ServerOptions};
-use crate::ops::{Mysql, RepointMethod, Source, Vips};
+use crate::mysql::quote;
+use crate::ops::{BinlogPos, Mysql, Source, Vips};
 use crate::protocol::{
-    BackupReport, CloneMode, ClonePhase, CloneProgress, CloneRequest, BACKUP_PATH,
-    BACKUP_REPORT_PATH, CLONE_PATH, ESTIMATE_HEADER,
+    BackupReport, CloneMode, ClonePhase, CloneProgress, CloneRequest, Repoint, RepointReply,
+    BACKUP_PATH, BACKUP_REPORT_PATH, CLONE_PATH, ESTIMATE_HEADER, REPOINT_PATH,
 };
 
 /// The file that marks a staging directory as an unfinished copy.
@@ -248,8 +248,8 @@ impl Cloner {
         dirs.clear_leftovers()?;
 
         let stage = self.copy(req, &dirs).await;
-        let gtid = match stage {
-            Ok(gtid) => gtid,
+        let (gtid, binlog_state) = match stage {
+            Ok(copied) => copied,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dirs.stage);
                 return Err(e);
@@ -279,9 +279,9 @@ impl Cloner {
         }
         self.did("started mysqld on the copy");
         self.phase(ClonePhase::Replicating);
-        self.adopt_position(&gtid).await?;
+        let start = self.adopt_position(&gtid, &binlog_state).await?;
         self.did(format!(
-            "set gtid_binlog_state and gtid_slave_pos to {gtid}"
+            "set gtid_slave_pos to {gtid} and gtid_binlog_state to {binlog_state}"
         ));
         let how = agent.repoint_now(&mut m, &master).await?;
         drop(m);
@@ -289,7 +289,7 @@ impl Cloner {
         self.wait_replicating().await?;
         self.did(format!("replication from {master} runs"));
         if req.mode == CloneMode::MasterMaster {
-            self.point_back(source).await?;
+            self.point_back(source, &start).await?;
         }
         let old = dirs.old.clone();
         match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&old)).await {
@@ -355,8 +355,9 @@ impl Cloner {
         }
     }
 
-    /// Receives the copy into the staging directory and prepares it; its GTID position.
-    async fn copy(&self, req: &CloneRequest, dirs: &Dirs) -> Result<String, String> {
+    /// Receives the copy into the staging directory and prepares it; its GTID position and
+    /// the binary log state that goes with it.
+    async fn copy(&self, req: &CloneRequest, dirs: &Dirs) -> Result<(String, String), String> {
         let source = &self.sources[&req.source];
         let addr = self.settings.agents[&req.source];
         std::fs::create_dir(&dirs.stage)
@@ -482,6 +483,22 @@ impl Cloner {
             }
         }
         self.did(format!("received {received} bytes from {}", req.source));
+        // Read now, close to the copy's end: what the source's binary log held.
+        let later_state = match backup::conn_to(
+            &source.host,
+            source.port,
+            &source.agent_user,
+            &source.agent_password,
+        )
+        .await
+        {
+            Ok(mut c) => {
+                let st = backup::scalar(&mut c, "SELECT @@gtid_binlog_state").await;
+                let _ = c.disconnect().await;
+                st.ok().flatten()
+            }
+            Err(_) => None,
+        };
         self.phase(ClonePhase::Preparing);
         let out = tokio::process::Command::new(&self.settings.mariabackup)
             .arg("--prepare")
@@ -511,7 +528,8 @@ impl Cloner {
             )
         })?;
         self.update(|j| j.progress.gtid = Some(gtid.clone()));
-        Ok(gtid)
+        let state = binlog_state_of_copy(&gtid, later_state.as_deref());
+        Ok((gtid, state))
     }
 
     /// Runs `mysql_rcscript <action>`.
@@ -601,15 +619,17 @@ impl Cloner {
         }
     }
 
-    /// The copy's position becomes the server's binary log state and slave position, so it
-    /// replicates from there and can serve replicas of its own (even with no binary log yet).
-    async fn adopt_position(&self, gtid: &str) -> Result<(), String> {
+    /// The copy's position becomes the server's slave position and its binary log state the
+    /// source's at that position, so it replicates from there and can serve replicas of its
+    /// own (its peer included) though it has no binary log yet.
+    /// Returns where its binary log begins.
+    async fn adopt_position(&self, gtid: &str, binlog_state: &str) -> Result<BinlogPos, String> {
         let mut conn = backup::local_conn(&self.settings).await?;
         for sql in [
             "STOP SLAVE".to_string(),
             "RESET SLAVE ALL".to_string(),
             "RESET MASTER".to_string(),
-            format!("SET GLOBAL gtid_binlog_state = {}", quote(gtid)),
+            format!("SET GLOBAL gtid_binlog_state = {}", quote(binlog_state)),
             format!("SET GLOBAL gtid_slave_pos = {}", quote(gtid)),
             "SET GLOBAL read_only = 1".to_string(),
         ] {
@@ -617,8 +637,18 @@ impl Cloner {
                 .await
                 .map_err(|e| format!("{sql}: {e}"))?;
         }
+        let status: Option<mysql_async::Row> = conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .map_err(|e| format!("SHOW MASTER STATUS: {e}"))?;
         let _ = conn.disconnect().await;
-        Ok(())
+        let status = status.ok_or("SHOW MASTER STATUS: no binary log (log_bin is off)")?;
+        let file: Option<String> = status.get_opt("File").and_then(Result::ok);
+        let pos: Option<u64> = status.get_opt("Position").and_then(Result::ok);
+        match (file, pos) {
+            (Some(file), Some(pos)) => Ok(BinlogPos { file, pos }),
+            _ => Err("SHOW MASTER STATUS: no File/Position".into()),
+        }
     }
 
     /// Waits until both replication threads run, with no error.
@@ -659,30 +689,52 @@ impl Cloner {
         }
     }
 
-    /// master-master: the source replicates from the clone.
-    async fn point_back(&self, source: &Source) -> Result<(), String> {
+    /// master-master: the source replicates from the clone. Its replication is set up
+    /// afresh: the relay log it kept from the host's former data (errant transactions, say)
+    /// is purged, and it starts where the clone's binary log began (`start`, read when the
+    /// clone's position was set): everything the clone logs from there on came from the
+    /// source itself. By file and position: by GTID the source would ask either for what it
+    /// applied from its peer long ago, which that binary log does not reach back to, or for
+    /// its own latest writes, which the clone may not have received yet.
+    async fn point_back(&self, source: &Source, start: &BinlogPos) -> Result<(), String> {
         let this = self
             .sources
             .get(&self.settings.host)
             .ok_or_else(|| format!("'{}' is not in the configuration", self.settings.host))?;
-        let server = Server::new(ServerOptions::tcp_host(
-            source.host.clone(),
+        let mut conn = backup::conn_to(
+            &source.host,
             source.port,
-            source.agent_user.clone(),
-            source.agent_password.clone(),
-        ));
-        let how = server
-            .repoint(this, RepointMethod::Auto)
-            .await
-            .map_err(|e| {
+            &source.agent_user,
+            &source.agent_password,
+        )
+        .await?;
+        let change = format!(
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_LOG_FILE={}, MASTER_LOG_POS={}, MASTER_USE_GTID=no",
+            quote(&this.host),
+            this.port,
+            quote(&this.replication_user),
+            quote(this.replication_password.expose()),
+            quote(&start.file),
+            start.pos,
+        );
+        let statements = [
+            ("STOP SLAVE", "STOP SLAVE"),
+            ("RESET SLAVE", "RESET SLAVE"),
+            (change.as_str(), "CHANGE MASTER TO ... (password not shown)"),
+            ("START SLAVE", "START SLAVE"),
+        ];
+        for (sql, shown) in statements {
+            conn.query_drop(sql).await.map_err(|e| {
                 format!(
-                    "pointing {} back at {}: {e}",
+                    "pointing {} back at {}: {shown}: {e}",
                     source.name, self.settings.host
                 )
             })?;
+        }
+        let _ = conn.disconnect().await;
         self.did(format!(
-            "{} replicates from {} ({how:?})",
-            source.name, self.settings.host
+            "{} replicates from {} from {}:{} on (relay log purged)",
+            source.name, self.settings.host, start.file, start.pos
         ));
         Ok(())
     }
@@ -809,6 +861,18 @@ fn binlog_info(stage: &Path) -> Result<Option<String>, String> {
     Ok(None)
 }
 
+/// The binary log state for a copy at `gtid`, from the source's state read just after it
+/// (`core::gtid::BinlogState::at_position`); the position itself when that cannot be read.
+fn binlog_state_of_copy(gtid: &str, later: Option<&str>) -> String {
+    let Ok(position) = mmm_core::gtid::GtidPos::parse(gtid) else {
+        return gtid.to_string();
+    };
+    match later.map(mmm_core::gtid::BinlogState::parse) {
+        Some(Ok(state)) => state.at_position(&position).to_string(),
+        _ => position.to_string(),
+    }
+}
+
 /// The GTID field of a binlog info file, when there is one.
 pub fn parse_binlog_info(text: &str) -> Option<String> {
     let line = text.lines().next()?;
@@ -837,6 +901,7 @@ where
             CLONE_PATH,
             get(clone_progress::<M, V, N>).post(start_clone::<M, V, N>),
         )
+        .route(REPOINT_PATH, axum::routing::post(repoint::<M, V, N>))
         .with_state((agent, cloner))
 }
 
@@ -958,6 +1023,51 @@ where
     }
 }
 
+async fn repoint<M: Mysql, V: Vips, N: Monitors>(
+    State((agent, cloner)): CloneState<M, V, N>,
+    Json(req): Json<Repoint>,
+) -> Response {
+    if req.host != cloner.settings.host {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "this is the agent of '{}', not of '{}'",
+                cloner.settings.host, req.host
+            ),
+        );
+    }
+    if req.master == req.host || !cloner.sources.contains_key(&req.master) {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            format!("'{}' cannot be the master of '{}'", req.master, req.host),
+        );
+    }
+    if lock(&cloner.job)
+        .as_ref()
+        .is_some_and(|j| !j.progress.finished())
+    {
+        return refusal(
+            StatusCode::CONFLICT,
+            format!("a clone onto {} is running", req.host),
+        );
+    }
+    let mut m = match agent.maintenance().await {
+        Ok(m) => m,
+        Err(e) => return refusal(StatusCode::CONFLICT, e),
+    };
+    match agent.repoint_now(&mut m, &req.master).await {
+        Ok(done) => {
+            tracing::warn!(host = %req.host, master = %req.master, "re-pointed on request");
+            Json(RepointReply {
+                host: req.host,
+                done,
+            })
+            .into_response()
+        }
+        Err(e) => refusal(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,6 +1084,16 @@ mod tests {
         );
         assert_eq!(parse_binlog_info("mysql-bin.000001\t780\n"), None);
         assert_eq!(parse_binlog_info(""), None);
+    }
+
+    #[test]
+    fn a_copy_gets_the_sources_binlog_state_at_its_position() {
+        assert_eq!(
+            binlog_state_of_copy("0-2-150", Some("0-1-100,0-2-160")),
+            "0-1-100,0-2-150"
+        );
+        assert_eq!(binlog_state_of_copy("0-2-150", None), "0-2-150");
+        assert_eq!(binlog_state_of_copy("0-2-150", Some("garbage")), "0-2-150");
     }
 
     #[test]
@@ -1040,7 +1160,7 @@ mod tests {
         assert_eq!(p.eta_secs(), Some(10));
         assert_eq!(
             p.line(),
-            "db2: copying from db1 (master-slave), 50.0 MiB of ~150.0 MiB at 10.0 MiB/s, ETA 10 s"
+            "db2: copying (master-slave from db1), 50.0 MiB of ~150.0 MiB at 10.0 MiB/s, ETA 10 s"
         );
         p.phase = ClonePhase::Preparing;
         assert_eq!(p.eta_secs(), None);

@@ -161,8 +161,29 @@ pub const BACKUP_REPORT_PATH: &str = "/agent/backup/report";
 /// `POST` a `CloneRequest` to start a clone onto this host (answered with its first
 /// `CloneProgress`); `GET` its `CloneProgress`.
 pub const CLONE_PATH: &str = "/agent/clone";
+/// `POST` a `Repoint`: make this host replicate from another one now (`mmm_control rejoin`),
+/// answered with a `Repointed`. Refused for the writer or a host holding roles.
+pub const REPOINT_PATH: &str = "/agent/repoint";
 /// The size of the source's data directory (binary and relay logs left out), in bytes.
 pub const ESTIMATE_HEADER: &str = "x-mmm-estimated-bytes";
+
+/// Replicate from `master` (the body of `POST` [`REPOINT_PATH`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repoint {
+    /// The host the request is for.
+    pub host: String,
+    /// The host to replicate from.
+    pub master: String,
+}
+
+/// What a re-pointing did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepointReply {
+    /// The host.
+    pub host: String,
+    /// What was done, e.g. `replicating from db1 (Gtid)`.
+    pub done: String,
+}
 
 /// MMM's clone modes (`mmm_clone --clone-mode`): who the clone replicates from afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,11 +344,11 @@ impl CloneProgress {
     /// One line for a terminal: the phase, and while copying bytes, rate and ETA.
     pub fn line(&self) -> String {
         let mut s = format!(
-            "{}: {} from {} ({})",
+            "{}: {} ({} from {})",
             self.host,
             phase_name(self.phase),
-            self.source,
-            self.mode
+            self.mode,
+            self.source
         );
         if self.phase == ClonePhase::Copying {
             s.push_str(&format!(", {}", mib(self.bytes)));

@@ -130,6 +130,47 @@ impl BinlogState {
         }
         Ok(BinlogState(state))
     }
+
+    /// The binary log state a server had when it had executed exactly `position`, from a
+    /// state read later (`self`): each domain's entry for the server that wrote the
+    /// position's last GTID is that GTID, and the other servers' entries stay where they were
+    /// if they are older (in GTID strict mode sequence numbers only grow in a domain, so those
+    /// are unchanged since); entries written after the position by another server are left
+    /// out, their earlier value being unknown. A copy of the server restored elsewhere gets
+    /// this state, so replicas that had reached any of its servers' transactions can
+    /// replicate from the copy.
+    pub fn at_position(&self, position: &GtidPos) -> BinlogState {
+        let mut state = BTreeMap::new();
+        for (&(domain, server), &seq) in &self.0 {
+            match position.0.get(&domain) {
+                Some(last) if last.server != server && seq < last.seq => {
+                    state.insert((domain, server), seq);
+                }
+                Some(_) => {}
+                None => {
+                    state.insert((domain, server), seq);
+                }
+            }
+        }
+        for g in position.0.values() {
+            state.insert((g.domain, g.server), g.seq);
+        }
+        BinlogState(state)
+    }
+}
+
+impl fmt::Display for BinlogState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (&(domain, server), seq) in &self.0 {
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            write!(f, "{domain}-{server}-{seq}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Transactions of one server in one domain that a host has and the writer lacks.
@@ -363,6 +404,21 @@ mod tests {
 
     fn pos(s: &str) -> GtidPos {
         GtidPos::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_copys_binlog_state_keeps_older_servers_and_drops_later_writes() {
+        let later = BinlogState::parse("0-1-100,0-2-180,1-3-7,0-4-190").unwrap();
+        // The copy was taken at 0-2-150 in domain 0; domain 1 is not in the position.
+        let at = later.at_position(&pos("0-2-150"));
+        assert_eq!(at.to_string(), "0-1-100,0-2-150,1-3-7");
+        // A position in a domain the state has not seen yet.
+        assert_eq!(
+            BinlogState::default()
+                .at_position(&pos("2-5-9"))
+                .to_string(),
+            "2-5-9"
+        );
     }
 
     #[test]

@@ -60,6 +60,11 @@ mmm-raft commands (new, not in MMM):
                                       executed all of them (no acknowledged write is lost);
                                       waits until <host> writes (--wait) and says how long
                                       it took
+  rejoin <host> [--reclone]         - bring back a host kept out of rotation: re-point it
+                                      at the active master, or with --reclone rebuild it
+                                      from the active master (its data is replaced by a hot
+                                      copy; needed when it has errant transactions);
+                                      shows the copy's progress
 
 Options go before the command: everything after it is sent to the monitor untouched.
 With --json, show and checks print the replicated state, status prints every replica's view,

@@ -27,6 +27,7 @@
 pub mod address;
 pub mod cli;
 pub mod client;
+pub mod rejoin;
 pub mod replicas;
 pub mod status;
 
@@ -118,6 +119,7 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> io:
         Some("switchover") if cli.words.len() == 2 => {
             return switchover(&cli, &client, &replicas, out, err)
         }
+        Some("rejoin") => return rejoin(&cli, cluster.as_deref(), &client, &replicas, out, err),
         _ => {}
     }
     mmm_command(&cli, &client, &replicas, out, err)
@@ -187,6 +189,50 @@ fn read_state(
             }
         },
         failure => Ok(Err(group_failure(&failure, out)?)),
+    }
+}
+
+/// `mmm_control rejoin <host> [--reclone]` (see `rejoin`).
+fn rejoin(
+    cli: &Cli,
+    cluster: Option<&str>,
+    client: &Client,
+    replicas: &[Replica],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<u8> {
+    let args = match rejoin::parse(&cli.words) {
+        Ok(a) => a,
+        Err(e) => {
+            let e = cli::command().error(clap::error::ErrorKind::InvalidValue, e);
+            return clap_error(&e, out, err);
+        }
+    };
+    let loader = Loader::new();
+    let config = match replicas::config_path(&loader, cli.config.as_deref(), cluster)
+        .and_then(|path| replicas::load(&loader, &path))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            writeln!(
+                err,
+                "mmm_control: rejoin reaches the host's agent, so it needs the configuration that names it: {e}"
+            )?;
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let mut notes = Vec::new();
+    let state = match read_state(client, replicas, &mut notes, out)? {
+        Ok(state) => state,
+        Err(code) => return Ok(code),
+    };
+    print_notes(cli.verbose, notes, err)?;
+    match rejoin::plan(&args, &state, &config) {
+        Ok(plan) => rejoin::execute(&args.host, &plan, &config, cli.timeout, out),
+        Err(e) => {
+            writeln!(out, "ERROR: {e}")?;
+            Ok(EXIT_ERROR)
+        }
     }
 }
 

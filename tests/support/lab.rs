@@ -211,11 +211,15 @@ impl Cluster {
                 _ => ("slave", ""),
             };
             hosts += &format!(
-                "<host {db}>\n    ip {}\n    mode {mode}\n{peer}    state_dir {}/{db}-state\n    pid_path {}/{db}-agent.pid\n    mysql_pidfile {}\n</host>\n",
+                "<host {db}>\n    ip {}\n    mode {mode}\n{peer}    state_dir {}/{db}-state\n    pid_path {}/{db}-agent.pid\n    mysql_pidfile {}\n    mysql_rcscript {}\n</host>\n",
                 h.ip,
                 d.display(),
                 d.display(),
-                self.dbs[i].pidfile().display()
+                self.dbs[i].pidfile().display(),
+                self.dbs[i]
+                    .write_rcscript()
+                    .expect("the server's init script")
+                    .display()
             );
         }
         let nodes: String = MONS
@@ -376,6 +380,17 @@ impl Cluster {
             .map(ToString::to_string)
             .collect();
         cmd.arg("--monitor").arg(monitors.join(",")).args(args);
+        cmd
+    }
+
+    /// `mmm_control --config mon1.conf ARGS...` on the client host: for the commands that
+    /// reach agents (rejoin), which need the hosts from the configuration.
+    pub fn control_with_config(&self, args: &[&str]) -> std::process::Command {
+        let bin = binary("mmm_control", "MMM_CONTROL");
+        let mut cmd = Lab::command(&self.host("client").ns, &bin.to_string_lossy());
+        cmd.arg("--config")
+            .arg(self.dir.as_path().join("mon1.conf"))
+            .args(args);
         cmd
     }
 
@@ -785,11 +800,13 @@ pub async fn replicates_from(c: &Cluster, db: &str, master: &str) {
         if host.as_deref() == Some(want.as_str()) && io.as_deref() == Some("Yes") {
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{db} does not replicate from {master} ({host:?}, IO {io:?}):\n{}",
-            c.logs()
-        );
+        if start.elapsed() >= Duration::from_secs(20) {
+            let error = c.db(db).slave_status("Last_IO_Error").await.ok().flatten();
+            panic!(
+                "{db} does not replicate from {master} ({host:?}, IO {io:?}, {error:?}):\n{}",
+                c.logs()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
