@@ -328,6 +328,7 @@ pub async fn start(
     let host = s.host.clone();
     let cleanup = (cnf, scratch);
     let state = StreamState {
+        settings: s.clone(),
         reader: Some(tokio_util::io::ReaderStream::with_capacity(
             stdout,
             256 * 1024,
@@ -371,6 +372,7 @@ pub async fn start(
 
 /// The state of a backup stream.
 struct StreamState {
+    settings: CopySettings,
     reader: Option<tokio_util::io::ReaderStream<tokio::process::ChildStdout>>,
     child: Option<tokio::process::Child>,
     stderr_task: Option<tokio::task::JoinHandle<()>>,
@@ -413,12 +415,18 @@ impl StreamState {
         let at = self.started.elapsed().as_millis() as u64;
         let mut clock = self.clock.lock().map(|c| c.0.clone()).unwrap_or_default();
         clock.unlock(at);
+        let (binlog_state, master) = match error {
+            None => after_backup(&self.settings).await,
+            Some(_) => (None, None),
+        };
         let report = BackupReport {
             bytes: self.bytes,
             duration_ms: at,
             ddl_blocked_ms: clock.ddl_ms,
             commit_blocked_ms: clock.commit_ms,
             gtid: clock.gtid,
+            binlog_state,
+            master,
             error: error.clone(),
         };
         match &error {
@@ -432,6 +440,31 @@ impl StreamState {
         let _ = std::fs::remove_dir_all(&self.cleanup.1);
         error
     }
+}
+
+/// The server's binary log state just after a backup, and the configured host it replicates
+/// from, as far as they can be read.
+async fn after_backup(s: &CopySettings) -> (Option<String>, Option<String>) {
+    let Ok(mut conn) = local_conn(s).await else {
+        return (None, None);
+    };
+    let state = scalar(&mut conn, "SELECT @@gtid_binlog_state")
+        .await
+        .ok()
+        .flatten();
+    let row: Option<mysql_async::Row> = conn.query_first("SHOW SLAVE STATUS").await.ok().flatten();
+    let _ = conn.disconnect().await;
+    let master_host: Option<String> = row
+        .and_then(|r| r.get_opt::<Option<String>, _>("Master_Host"))
+        .and_then(Result::ok)
+        .flatten();
+    let master = master_host.and_then(|ip| {
+        s.agents
+            .iter()
+            .find(|(_, addr)| addr.ip().to_string() == ip)
+            .map(|(name, _)| name.clone())
+    });
+    (state, master)
 }
 
 #[cfg(test)]

@@ -35,10 +35,14 @@ use crate::monitors::Monitors;
 use crate::mysql::quote;
 use crate::ops::{BinlogPos, Mysql, Source, Vips};
 use crate::protocol::{
-    BackupReport, CloneMode, ClonePhase, CloneProgress, CloneRequest, Repoint, RepointReply,
-    BACKUP_PATH, BACKUP_REPORT_PATH, CLONE_PATH, ESTIMATE_HEADER, REPOINT_PATH,
+    BackupReport, BackupStatus, CloneMode, ClonePhase, CloneProgress, CloneRequest, Repoint,
+    RepointReply, BACKUP_PATH, BACKUP_REPORT_PATH, CLONE_PATH, ESTIMATE_HEADER, REPOINT_PATH,
 };
 
+/// Where `mmm_backup` keeps its notes in a backup directory (MMM's `_mmm`).
+pub const MMM_DIR: &str = "_mmm";
+/// The `BackupStatus` in a backup directory.
+pub const STATUS_FILE: &str = "_mmm/status.json";
 /// The file that marks a staging directory as an unfinished copy.
 pub const INCOMPLETE_MARKER: &str = "MMM_CLONE_INCOMPLETE";
 /// How long the init script may take to stop or start the server.
@@ -145,16 +149,26 @@ impl Cloner {
                 self.settings.host, req.host
             )));
         }
-        if req.source == self.settings.host {
+        if req.source == self.settings.host && req.from_dir.is_none() {
             return Err(bad(format!("'{}' cannot be cloned from itself", req.host)));
         }
-        if !self.sources.contains_key(&req.source)
-            || !self.settings.agents.contains_key(&req.source)
+        let needs_source = req.from_dir.is_none() || req.mode != CloneMode::Single;
+        if needs_source
+            && (!self.sources.contains_key(&req.source)
+                || !self.settings.agents.contains_key(&req.source))
         {
             return Err(bad(format!(
                 "'{}' is not a host of the configuration",
                 req.source
             )));
+        }
+        if let Some(dir) = &req.from_dir {
+            if !dir.is_absolute() || !dir.join("xtrabackup_checkpoints").is_file() {
+                return Err(bad(format!(
+                    "{} is not a backup directory (made by mmm_backup: an absolute path holding xtrabackup_checkpoints)",
+                    dir.display()
+                )));
+            }
         }
         agent
             .maintenance()
@@ -226,10 +240,6 @@ impl Cloner {
         V: Vips,
         N: Monitors,
     {
-        let source = self
-            .sources
-            .get(&req.source)
-            .ok_or_else(|| format!("'{}' is not a host of the configuration", req.source))?;
         let mut conn = backup::local_conn(&self.settings).await?;
         let version = backup::scalar(&mut conn, "SELECT @@version")
             .await?
@@ -242,12 +252,18 @@ impl Cloner {
         }
         let (datadir, _) = backup::datadir_of(&mut conn).await?;
         let _ = conn.disconnect().await;
-        let master = self.master_for(req, source).await?;
-        self.update(|j| j.progress.master = Some(master.clone()));
+        let master = self.master_for(req).await?;
+        self.update(|j| j.progress.master = master.clone());
         let dirs = Dirs::beside(&datadir)?;
         dirs.clear_leftovers()?;
 
-        let stage = self.copy(req, &dirs).await;
+        let stage = match dirs.create_stage() {
+            Err(e) => Err(e),
+            Ok(()) => match &req.from_dir {
+                Some(dir) => self.copy_dir(dir, &dirs).await,
+                None => self.copy(req, &dirs).await,
+            },
+        };
         let (gtid, binlog_state) = match stage {
             Ok(copied) => copied,
             Err(e) => {
@@ -283,12 +299,21 @@ impl Cloner {
         self.did(format!(
             "set gtid_slave_pos to {gtid} and gtid_binlog_state to {binlog_state}"
         ));
-        let how = agent.repoint_now(&mut m, &master).await?;
-        drop(m);
-        self.did(how);
-        self.wait_replicating().await?;
-        self.did(format!("replication from {master} runs"));
+        if let Some(master) = &master {
+            let how = agent.repoint_now(&mut m, master).await?;
+            drop(m);
+            self.did(how);
+            self.wait_replicating().await?;
+            self.did(format!("replication from {master} runs"));
+        } else {
+            drop(m);
+            self.did("no replication: a standalone server");
+        }
         if req.mode == CloneMode::MasterMaster {
+            let source = self
+                .sources
+                .get(&req.source)
+                .ok_or_else(|| format!("'{}' is not a host of the configuration", req.source))?;
             self.point_back(source, &start).await?;
         }
         let old = dirs.old.clone();
@@ -301,8 +326,16 @@ impl Cloner {
     }
 
     /// The master the clone will replicate from: the source, or (slave-slave) the source's
-    /// own master. The source must answer, and in slave-slave mode replicate.
-    async fn master_for(&self, req: &CloneRequest, source: &Source) -> Result<String, String> {
+    /// own master, or none (single). The source must answer, and in slave-slave mode
+    /// replicate.
+    async fn master_for(&self, req: &CloneRequest) -> Result<Option<String>, String> {
+        if req.mode == CloneMode::Single {
+            return Ok(None);
+        }
+        let source = self
+            .sources
+            .get(&req.source)
+            .ok_or_else(|| format!("'{}' is not a host of the configuration", req.source))?;
         let mut conn = backup::conn_to(
             &source.host,
             source.port,
@@ -323,7 +356,8 @@ impl Cloner {
                 .unwrap_or_default()
         };
         match req.mode {
-            CloneMode::MasterMaster | CloneMode::MasterSlave => Ok(req.source.clone()),
+            CloneMode::Single => Ok(None),
+            CloneMode::MasterMaster | CloneMode::MasterSlave => Ok(Some(req.source.clone())),
             CloneMode::SlaveSlave => {
                 let row = row.ok_or_else(|| {
                     format!(
@@ -344,7 +378,7 @@ impl Cloner {
                 self.sources
                     .values()
                     .find(|s| s.host == host && s.port == port)
-                    .map(|s| s.name.clone())
+                    .map(|s| Some(s.name.clone()))
                     .ok_or_else(|| {
                         format!(
                             "{} replicates from {host}:{port}, which is no host of the configuration",
@@ -360,13 +394,6 @@ impl Cloner {
     async fn copy(&self, req: &CloneRequest, dirs: &Dirs) -> Result<(String, String), String> {
         let source = &self.sources[&req.source];
         let addr = self.settings.agents[&req.source];
-        std::fs::create_dir(&dirs.stage)
-            .map_err(|e| format!("creating {}: {e}", dirs.stage.display()))?;
-        std::fs::write(
-            dirs.stage.join(INCOMPLETE_MARKER),
-            b"a copy in progress or interrupted\n",
-        )
-        .map_err(|e| format!("writing in {}: {e}", dirs.stage.display()))?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(120))
@@ -499,6 +526,76 @@ impl Cloner {
             }
             Err(_) => None,
         };
+        self.prepare_stage(dirs, &req.source, later_state.as_deref())
+            .await
+    }
+
+    /// Copies a backup directory made by `mmm_backup` into the staging directory and
+    /// prepares it; its GTID position and binary log state (recorded by `mmm_backup`).
+    async fn copy_dir(&self, dir: &Path, dirs: &Dirs) -> Result<(String, String), String> {
+        let status: Option<BackupStatus> = std::fs::read(dir.join(STATUS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let total = {
+            let d = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || backup::estimate(&d, &[]))
+                .await
+                .unwrap_or(0)
+        };
+        let free = free_bytes(&dirs.parent)?;
+        if free < total + SPACE_MARGIN {
+            return Err(format!(
+                "not enough disk space in {}: the backup needs {} MiB (plus {} MiB to spare), {} MiB are free",
+                dirs.parent.display(),
+                total >> 20,
+                SPACE_MARGIN >> 20,
+                free >> 20
+            ));
+        }
+        self.update(|j| {
+            j.progress.estimated_bytes = Some(total);
+            j.copy_started = Some(Instant::now());
+        });
+        let (from, to) = (dir.to_path_buf(), dirs.stage.clone());
+        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let copying = tokio::task::spawn_blocking({
+            let counter = counter.clone();
+            move || copy_tree(&from, &to, &counter)
+        });
+        tokio::pin!(copying);
+        let copied = loop {
+            tokio::select! {
+                done = &mut copying => break done,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    let n = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    self.update(|j| j.progress.bytes = n);
+                }
+            }
+        };
+        copied
+            .map_err(|e| format!("copying {}: {e}", dir.display()))?
+            .map_err(|e| format!("copying {}: {e}", dir.display()))?;
+        let n = counter.load(std::sync::atomic::Ordering::Relaxed);
+        self.update(|j| {
+            j.progress.bytes = n;
+            j.copy_ended = Some(Instant::now());
+            j.progress.source_report = status.as_ref().and_then(|s| s.report.clone());
+        });
+        self.did(format!("copied {n} bytes from {}", dir.display()));
+        let _ = std::fs::remove_dir_all(dirs.stage.join(MMM_DIR));
+        let state = status.map(|s| s.binlog_state);
+        self.prepare_stage(dirs, &dir.display().to_string(), state.as_deref())
+            .await
+    }
+
+    /// Prepares the copy in the staging directory (`mariabackup --prepare`); its GTID
+    /// position and the binary log state for it, from the source's state read after it.
+    async fn prepare_stage(
+        &self,
+        dirs: &Dirs,
+        from: &str,
+        later_state: Option<&str>,
+    ) -> Result<(String, String), String> {
         self.phase(ClonePhase::Preparing);
         let out = tokio::process::Command::new(&self.settings.mariabackup)
             .arg("--prepare")
@@ -522,13 +619,10 @@ impl Cloner {
         }
         self.did("prepared the copy");
         let gtid = binlog_info(&dirs.stage)?.ok_or_else(|| {
-            format!(
-                "the copy carries no binary log position: {} must run with log_bin",
-                req.source
-            )
+            format!("the copy carries no binary log position: {from} must run with log_bin")
         })?;
         self.update(|j| j.progress.gtid = Some(gtid.clone()));
-        let state = binlog_state_of_copy(&gtid, later_state.as_deref());
+        let state = binlog_state_of_copy(&gtid, later_state);
         Ok((gtid, state))
     }
 
@@ -769,6 +863,17 @@ impl Dirs {
         })
     }
 
+    /// The staging directory, marked as an unfinished copy until it is installed.
+    fn create_stage(&self) -> Result<(), String> {
+        std::fs::create_dir(&self.stage)
+            .map_err(|e| format!("creating {}: {e}", self.stage.display()))?;
+        std::fs::write(
+            self.stage.join(INCOMPLETE_MARKER),
+            b"a copy in progress or interrupted\n",
+        )
+        .map_err(|e| format!("writing in {}: {e}", self.stage.display()))
+    }
+
     /// Removes an interrupted copy; refuses to go on over old data a clone left behind.
     fn clear_leftovers(&self) -> Result<(), String> {
         if self.stage.exists() {
@@ -818,6 +923,28 @@ impl Dirs {
     }
 }
 
+/// `cp -a from to` for a backup: regular files and directories (modes kept), counting the
+/// bytes copied in `counter`.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    counter: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&e.path(), &target, counter)?;
+        } else if kind.is_file() {
+            let n = std::fs::copy(e.path(), &target)?;
+            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
+}
+
 /// `chown -R uid:gid dir` (symbolic links themselves, not their targets).
 fn chown_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
@@ -863,7 +990,7 @@ fn binlog_info(stage: &Path) -> Result<Option<String>, String> {
 
 /// The binary log state for a copy at `gtid`, from the source's state read just after it
 /// (`core::gtid::BinlogState::at_position`); the position itself when that cannot be read.
-fn binlog_state_of_copy(gtid: &str, later: Option<&str>) -> String {
+pub fn binlog_state_of_copy(gtid: &str, later: Option<&str>) -> String {
     let Ok(position) = mmm_core::gtid::GtidPos::parse(gtid) else {
         return gtid.to_string();
     };

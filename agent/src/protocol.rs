@@ -196,10 +196,13 @@ pub enum CloneMode {
     MasterSlave,
     /// The source is a slave: the clone replicates from the source's master.
     SlaveSlave,
+    /// No replication afterwards (mmm_restore's single-single, slave-single and
+    /// master-single modes): a standalone server with the copy's data and GTID state.
+    Single,
 }
 
 impl CloneMode {
-    /// Every mode, as MMM spells them.
+    /// The modes of `mmm_clone --clone-mode`, as MMM spells them.
     pub const ALL: [CloneMode; 3] = [
         CloneMode::MasterMaster,
         CloneMode::MasterSlave,
@@ -212,6 +215,7 @@ impl CloneMode {
             CloneMode::MasterMaster => "master-master",
             CloneMode::MasterSlave => "master-slave",
             CloneMode::SlaveSlave => "slave-slave",
+            CloneMode::Single => "single",
         }
     }
 }
@@ -244,6 +248,28 @@ pub struct CloneRequest {
     pub source: String,
     /// Who the clone replicates from afterwards.
     pub mode: CloneMode,
+    /// Restore this backup directory on this host (made by `mmm_backup` from `source`)
+    /// instead of streaming a copy from `source`'s agent (`mmm_restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_dir: Option<std::path::PathBuf>,
+}
+
+/// What `mmm_backup` records beside a backup, in `_mmm/status.json`: where it came from and
+/// the GTID state `mmm_restore` gives the restored server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupStatus {
+    /// The host backed up.
+    pub host: String,
+    /// When, in RFC 3339.
+    pub taken_at: String,
+    /// The copy's GTID position.
+    pub gtid: String,
+    /// The host's binary log state at that position.
+    pub binlog_state: String,
+    /// The host's master then, if it was a slave.
+    pub master: Option<String>,
+    /// The host's agent's report (lock times).
+    pub report: Option<BackupReport>,
 }
 
 /// Where a clone stands.
@@ -283,6 +309,13 @@ pub struct BackupReport {
     pub commit_blocked_ms: u64,
     /// The copy's GTID position (`xtrabackup_binlog_info`), when mariabackup printed it.
     pub gtid: Option<String>,
+    /// The server's `@@gtid_binlog_state` read just after the backup (see
+    /// `core::gtid::BinlogState::at_position`).
+    #[serde(default)]
+    pub binlog_state: Option<String>,
+    /// The host the server replicated from then, if it was a slave of a configured host.
+    #[serde(default)]
+    pub master: Option<String>,
     /// Why it failed, when it did.
     pub error: Option<String>,
 }

@@ -41,8 +41,9 @@ pub(crate) const GLOBAL: &[KeySpec] = &[
     key("debug", NONE),
     key("active_master_role", &[A, M]),
     key("max_kill_retries", NONE),
-    key("default_copy_method", &[T]),
-    key("clone_dirs", &[T]),
+    // MMM's copy methods are read but not needed: the tools stream with mariabackup.
+    key("default_copy_method", NONE),
+    key("clone_dirs", NONE),
 ];
 
 /// Keys of `<monitor>`: MMM's, then the monitor-group extension.
@@ -105,24 +106,26 @@ pub(crate) const HOST: &[KeySpec] = &[
     key("monitor_password", &[M]),
     key("replication_user", &[A, T]),
     key("replication_password", &[A, T]),
-    key("ssh_user", &[T]),
+    // MMM's tools needed SSH, LVM and a tools account; these stream through the agents with
+    // mariabackup, so the keys are read but none is required.
+    key("ssh_user", NONE),
     key("ssh_port", NONE),
     KeySpec {
         name: "ssh_parameters",
         required_by: NONE,
         may_be_empty: true,
     },
-    key("tools_user", &[T]),
-    key("tools_password", &[T]),
-    key("backup_dir", &[T]),
-    key("restore_dir", &[T]),
+    key("tools_user", NONE),
+    key("tools_password", NONE),
+    key("backup_dir", NONE),
+    key("restore_dir", NONE),
     key("lvm_bin_lvcreate", NONE),
     key("lvm_bin_lvremove", NONE),
-    key("lvm_snapshot_size", &[T]),
-    key("lvm_logical_volume", &[T]),
-    key("lvm_volume_group", &[T]),
-    key("lvm_mount_dir", &[T]),
-    key("lvm_mount_opts", &[T]),
+    key("lvm_snapshot_size", NONE),
+    key("lvm_logical_volume", NONE),
+    key("lvm_volume_group", NONE),
+    key("lvm_mount_dir", NONE),
+    key("lvm_mount_opts", NONE),
 ];
 
 /// Keys of `<role NAME>`.

@@ -107,9 +107,6 @@ impl<'a> Validator<'a> {
         if monitor_needed && self.config.monitor.is_none() {
             found.push(missing("the <monitor> section"));
         }
-        if program == Program::Tools && self.config.copy_methods.is_empty() {
-            found.push(missing("a <copy_method NAME> section"));
-        }
         self.errors.append(&mut found);
     }
 

@@ -357,10 +357,7 @@ fn missing_sections_are_reported_per_program() {
         messages(load_memory(&[("x.conf", empty)], "x.conf", Program::Tools)),
         vec![
             "x.conf: required key 'this' is missing (needed by mmm_backup/mmm_restore/mmm_clone)",
-            "x.conf: required key 'default_copy_method' is missing (needed by mmm_backup/mmm_restore/mmm_clone)",
-            "x.conf: required key 'clone_dirs' is missing (needed by mmm_backup/mmm_restore/mmm_clone)",
             "x.conf: a <host NAME> section is missing (needed by mmm_backup/mmm_restore/mmm_clone)",
-            "x.conf: a <copy_method NAME> section is missing (needed by mmm_backup/mmm_restore/mmm_clone)",
         ]
     );
 }

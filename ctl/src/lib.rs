@@ -30,6 +30,7 @@ pub mod client;
 pub mod rejoin;
 pub mod replicas;
 pub mod status;
+pub mod tools;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

@@ -231,6 +231,7 @@ pub fn execute(
                 host: host.to_string(),
                 source: master.clone(),
                 mode: *mode,
+                from_dir: None,
             };
             writeln!(
                 out,
@@ -242,7 +243,7 @@ pub fn execute(
                 return Ok(EXIT_ERROR);
             }
             let end = follow(&http, addr, out)?;
-            report(host, master, end, out)
+            report(host, master, false, end, out)
         }
     }
 }
@@ -285,10 +286,12 @@ pub fn follow(
     }
 }
 
-/// The last line of a rebuild, and its exit status.
+/// The last line of a rebuild (from `source`'s agent, or from a backup of `source` when
+/// `restored`), and its exit status.
 pub fn report(
     host: &str,
     source: &str,
+    restored: bool,
     end: Result<CloneProgress, String>,
     out: &mut dyn Write,
 ) -> io::Result<u8> {
@@ -304,13 +307,21 @@ pub fn report(
                     )
                 })
                 .unwrap_or_default();
+            let how = if restored {
+                format!("restored from the backup of '{source}'")
+            } else {
+                format!("rebuilt from '{source}'")
+            };
+            let then = match &p.master {
+                Some(m) => format!("replicates from '{m}'"),
+                None => "runs on its own (no replication)".to_string(),
+            };
             writeln!(
                 out,
-                "OK: '{host}' was rebuilt from '{source}' ({:.1} MiB copied in {:.1} s at {:.1} MiB/s{locks}) and replicates from '{}'. The monitors set it online once its checks pass (mmm_control set_online {host}, unless auto_set_online).",
+                "OK: '{host}' was {how} ({:.1} MiB copied in {:.1} s at {:.1} MiB/s{locks}) and {then}. The monitors set it online once its checks pass (mmm_control set_online {host}, unless auto_set_online).",
                 p.bytes as f64 / 1048576.0,
                 p.copy_ms as f64 / 1000.0,
                 p.rate() / 1048576.0,
-                p.master.as_deref().unwrap_or(source),
             )?;
             Ok(EXIT_OK)
         }
