@@ -30,7 +30,7 @@ IMAGE=${MMM_IMAGE:-mmm-raft/node:latest}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BINARIES=(mmm_mond mmm_agentd mmm_control)
+BINARIES=(mmm_mond mmm_agentd mmm_control mmm_backup mmm_restore mmm_clone)
 # What the base image holds; the Dockerfile installs the same list on a plain Debian base.
 PACKAGES=(mariadb-server mariadb-client mariadb-backup iproute2 iptables nftables procps ca-certificates tini)
 
@@ -121,6 +121,7 @@ import_base() {
             -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
             -c 'ENV LANG=C.UTF-8' \
             -c 'CMD ["/bin/bash"]' \
+            -c "LABEL mmm-raft.packages=\"${PACKAGES[*]}\"" \
             -m "Debian bookworm minbase with ${PACKAGES[*]}" \
             - "${BASE_IMAGE}"
     cleanup_rootfs
@@ -141,7 +142,7 @@ context_dir=""
 build_image() {
     context_dir=$(mktemp -d)
     trap 'rm -rf "${context_dir}"' EXIT
-    # A small build context: the Dockerfile, the scripts and the three binaries.
+    # A small build context: the Dockerfile, the scripts and the binaries.
     cp docker/Dockerfile "${context_dir}/Dockerfile"
     cp -r docker/scripts "${context_dir}/scripts"
     mkdir "${context_dir}/bin"
@@ -161,6 +162,17 @@ build_image() {
 
 total=$SECONDS
 phase "prerequisites" prerequisites
+# Our own base is built again when it was made with another package list (its label).
+base_outdated() {
+    [ "${BASE_IMAGE}" = "mmm-raft/base:bookworm" ] || return 1
+    local had
+    had=$(docker image inspect -f '{{ index .Config.Labels "mmm-raft.packages" }}' "${BASE_IMAGE}" 2>/dev/null) || return 1
+    [ "${had}" != "${PACKAGES[*]}" ]
+}
+if base_outdated; then
+    echo "=== base image ${BASE_IMAGE} lacks some of ${PACKAGES[*]}: building it again"
+    MMM_REBUILD_BASE=1
+fi
 if [ "${MMM_REBUILD_BASE:-0}" = 1 ] || ! docker image inspect "${BASE_IMAGE}" >/dev/null 2>&1; then
     if [ "${BASE_IMAGE}" != "mmm-raft/base:bookworm" ] && [ "${MMM_REBUILD_BASE:-0}" != 1 ]; then
         die "the base image ${BASE_IMAGE} is missing: pull it first (docker pull ${BASE_IMAGE})"

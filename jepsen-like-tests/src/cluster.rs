@@ -236,6 +236,16 @@ pub fn awaiting_recovery(state: &ClusterState) -> Vec<String> {
         .collect()
 }
 
+/// The hosts the monitors keep out of rotation for errant transactions.
+pub fn with_errant_transactions(state: &ClusterState) -> Vec<String> {
+    state
+        .hosts
+        .iter()
+        .filter(|(_, h)| h.errant().is_some())
+        .map(|(n, _)| n.to_string())
+        .collect()
+}
+
 /// One line per host: name, state and roles, for progress and failure messages.
 pub fn describe(state: &ClusterState) -> String {
     let mut roles: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -72,8 +72,10 @@ fn say(t0: Nanos, text: &str) {
     println!("[{:7.1}s] {text}", secs(now().saturating_sub(t0)));
 }
 
-/// Waits up to `limit` until every host is ONLINE with one writer, setting hosts that wait in
-/// AWAITING_RECOVERY online as an operator does, and starting containers that are not running.
+/// Waits up to `limit` until every host is ONLINE with one writer, doing what an operator
+/// does: setting hosts that wait in AWAITING_RECOVERY online, and rebuilding a host the
+/// monitors keep out for errant transactions (`mmm_control rejoin <host> --reclone`, once a
+/// minute at most per host; its output is printed).
 async fn wait_stable(
     docker: &Docker,
     monitors: &Monitors,
@@ -81,6 +83,7 @@ async fn wait_stable(
 ) -> Option<ClusterState> {
     let start = Instant::now();
     let mut last_poke = Instant::now() - Duration::from_secs(10);
+    let mut rebuilt: BTreeMap<String, Instant> = BTreeMap::new();
     while start.elapsed() < limit {
         if let Some(state) = monitors.state().await {
             if cluster::stable(&state) {
@@ -90,6 +93,29 @@ async fn wait_stable(
                 last_poke = Instant::now();
                 for host in cluster::awaiting_recovery(&state) {
                     let _ = docker.control(&["set_online", &host]).await;
+                }
+            }
+            for host in cluster::with_errant_transactions(&state) {
+                if rebuilt
+                    .get(&host)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+                {
+                    continue;
+                }
+                rebuilt.insert(host.clone(), Instant::now());
+                println!(
+                    "          {host} has errant transactions: mmm_control rejoin {host} --reclone"
+                );
+                let out = docker.control(&["rejoin", &host, "--reclone"]).await;
+                let text = match out {
+                    Ok(t) => t,
+                    Err(e) => format!("{e:#}"),
+                };
+                for line in text
+                    .lines()
+                    .filter(|l| l.starts_with("OK") || l.starts_with("ERROR"))
+                {
+                    println!("          {line}");
                 }
             }
         }

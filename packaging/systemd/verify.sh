@@ -3,6 +3,9 @@
 #
 #   packaging/systemd/verify.sh [BIN_DIR] [UNIT_FILE...]
 #
+# A unit's drop-ins beside it (NAME.service.d/*.conf) are checked too: each appended to a copy
+# of the unit, which goes through the same checks.
+#
 # BIN_DIR holds built mmm_mond and mmm_agentd (default: the first of
 # ${CARGO_TARGET_DIR:-<repo>/target}/release and .../debug that has them). UNIT_FILE defaults
 # to every *.service beside this script.
@@ -69,7 +72,17 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "${work}"' EXIT
-mkdir -p "${work}/standin" "${work}/units" "${work}/control"
+mkdir -p "${work}/standin" "${work}/units" "${work}/control" "${work}/merged"
+
+# Each drop-in appended to its unit: the unit as systemd would run it with that drop-in.
+for unit in "${units[@]}"; do
+    for dropin in "${unit}.d"/*.conf; do
+        [ -f "${dropin}" ] || continue
+        merged="${work}/merged/$(basename "${unit}" .service)-with-$(basename "${dropin}" .conf).service"
+        cat "${unit}" "${dropin}" >"${merged}"
+        units+=("${merged}")
+    done
+done
 
 # The binary of an Exec*= value: the first word after systemd's prefixes (-@:+!).
 exec_binary() {
