@@ -124,6 +124,14 @@ impl Cloner {
         self.update(|j| j.progress.phase = phase);
     }
 
+    /// The copy begins, of about `estimated` bytes.
+    fn copy_starts(&self, estimated: Option<u64>) {
+        self.update(|j| {
+            j.progress.estimated_bytes = estimated;
+            j.copy_started = Some(Instant::now());
+        });
+    }
+
     fn did(&self, what: impl Into<String>) {
         let what = what.into();
         tracing::info!(host = %self.settings.host, "clone: {what}");
@@ -423,21 +431,9 @@ impl Cloner {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(total) = estimated {
-            let free = free_bytes(&dirs.parent)?;
-            if free < total + SPACE_MARGIN {
-                return Err(format!(
-                    "not enough disk space in {}: the copy needs about {} MiB (plus {} MiB to spare), {} MiB are free",
-                    dirs.parent.display(),
-                    total >> 20,
-                    SPACE_MARGIN >> 20,
-                    free >> 20
-                ));
-            }
+            dirs.check_space(total)?;
         }
-        self.update(|j| {
-            j.progress.estimated_bytes = estimated;
-            j.copy_started = Some(Instant::now());
-        });
+        self.copy_starts(estimated);
         let mut mbstream = tokio::process::Command::new(&self.settings.mbstream)
             .arg("-x")
             .arg("-C")
@@ -542,20 +538,8 @@ impl Cloner {
                 .await
                 .unwrap_or(0)
         };
-        let free = free_bytes(&dirs.parent)?;
-        if free < total + SPACE_MARGIN {
-            return Err(format!(
-                "not enough disk space in {}: the backup needs {} MiB (plus {} MiB to spare), {} MiB are free",
-                dirs.parent.display(),
-                total >> 20,
-                SPACE_MARGIN >> 20,
-                free >> 20
-            ));
-        }
-        self.update(|j| {
-            j.progress.estimated_bytes = Some(total);
-            j.copy_started = Some(Instant::now());
-        });
+        dirs.check_space(total)?;
+        self.copy_starts(Some(total));
         let (from, to) = (dir.to_path_buf(), dirs.stage.clone());
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let copying = tokio::task::spawn_blocking({
@@ -861,6 +845,21 @@ impl Dirs {
             parent,
             name,
         })
+    }
+
+    /// Whether the file system of the data directory has room for a copy of `total` bytes.
+    fn check_space(&self, total: u64) -> Result<(), String> {
+        let free = free_bytes(&self.parent)?;
+        if free < total + SPACE_MARGIN {
+            return Err(format!(
+                "not enough disk space in {}: the copy needs about {} MiB (plus {} MiB to spare), {} MiB are free",
+                self.parent.display(),
+                total >> 20,
+                SPACE_MARGIN >> 20,
+                free >> 20
+            ));
+        }
+        Ok(())
     }
 
     /// The staging directory, marked as an unfinished copy until it is installed.

@@ -19,7 +19,9 @@
 //!
 //! `history` reads the replicated failover history from the state any replica serves.
 //! `switchover <host>` sends the command, then follows that history until the new writer has
-//! confirmed the role, and says how long the move took.
+//! confirmed the role, and says how long the move took. `rejoin <host> [--reclone]` brings
+//! back a host kept out of rotation through its agent ([`rejoin`]). MMM's tools `mmm_backup`,
+//! `mmm_restore` and `mmm_clone` are the binaries of `src/bin/` over [`tools`].
 //!
 //! Tests: unit tests beside the code; `ctl/tests/control.rs` runs the binary against in-test
 //! monitor replicas that answer with the real `mmm_core`.

@@ -146,17 +146,6 @@ pub fn plan(args: &Args, state: &ClusterState, config: &Config) -> Result<Plan, 
     })
 }
 
-/// Where the host's agent listens.
-fn agent_addr(config: &Config, host: &str) -> Result<SocketAddr, String> {
-    let h = config
-        .hosts
-        .get(host)
-        .ok_or_else(|| format!("'{host}' is not in the configuration"))?;
-    let ip =
-        h.ip.ok_or_else(|| format!("<host {host}> has no ip in the configuration"))?;
-    Ok(SocketAddr::new(ip, h.agent_port))
-}
-
 fn agent_call<T: DeserializeOwned>(
     addr: SocketAddr,
     req: reqwest::blocking::RequestBuilder,
@@ -185,7 +174,7 @@ pub fn execute(
     timeout: Duration,
     out: &mut dyn Write,
 ) -> io::Result<u8> {
-    let addr = match agent_addr(config, host) {
+    let addr = match crate::tools::agent_of(config, host) {
         Ok(a) => a,
         Err(e) => {
             writeln!(out, "ERROR: {e}")?;

@@ -46,6 +46,21 @@ pub struct ConfigArg {
 }
 
 impl ConfigArg {
+    /// Loads it, or says on `err` why not (as `program`): `Err` with the exit status.
+    fn load_or_say(
+        &self,
+        program: &str,
+        err: &mut dyn Write,
+    ) -> std::io::Result<Result<Config, u8>> {
+        match self.load() {
+            Ok(c) => Ok(Ok(c)),
+            Err(e) => {
+                writeln!(err, "{program}: {e}")?;
+                Ok(Err(EXIT_USAGE))
+            }
+        }
+    }
+
     /// Loads and validates it for the tools.
     pub fn load(&self) -> Result<Config, String> {
         let loader = Loader::new();
@@ -90,7 +105,7 @@ fn this_host(config: &Config) -> Result<String, String> {
 }
 
 /// The agent of `host`.
-fn agent_of(config: &Config, host: &str) -> Result<SocketAddr, String> {
+pub(crate) fn agent_of(config: &Config, host: &str) -> Result<SocketAddr, String> {
     let h = config
         .hosts
         .get(host)
@@ -188,12 +203,9 @@ fn parse_clone_mode(s: &str) -> Result<CloneMode, String> {
 
 /// `mmm_clone`.
 pub fn clone_main(cli: CloneCli, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<u8> {
-    let config = match cli.config.load() {
+    let config = match cli.config.load_or_say("mmm_clone", err)? {
         Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "mmm_clone: {e}")?;
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     let checked = check_copy_method(cli.copy_method.as_deref())
         .and_then(|()| match &cli.dest_dir {
@@ -270,12 +282,9 @@ pub fn backup_main(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
-    let config = match cli.config.load() {
+    let config = match cli.config.load_or_say("mmm_backup", err)? {
         Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "mmm_backup: {e}")?;
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     let dest = check_copy_method(cli.copy_method.as_deref()).and_then(|()| {
         agent_of(&config, &cli.host)?;
@@ -586,12 +595,9 @@ pub fn restore_main(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<u8> {
-    let config = match cli.config.load() {
+    let config = match cli.config.load_or_say("mmm_restore", err)? {
         Ok(c) => c,
-        Err(e) => {
-            writeln!(err, "mmm_restore: {e}")?;
-            return Ok(EXIT_USAGE);
-        }
+        Err(code) => return Ok(code),
     };
     let this = match this_host(&config) {
         Ok(t) => t,
