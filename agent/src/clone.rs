@@ -1246,6 +1246,18 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_larger_than_the_free_space_is_refused_before_anything_is_written() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let d = Dirs::beside(&root.path().join("data")).expect("dirs");
+        d.check_space(1024).expect("a small copy fits");
+        let e = d
+            .check_space(u64::MAX / 4)
+            .expect_err("no disk is that large");
+        assert!(e.starts_with("not enough disk space in "), "{e}");
+        assert!(!d.stage.exists());
+    }
+
+    #[test]
     fn installing_swaps_the_directories_and_keeps_the_old_one() {
         let root = tempfile::tempdir().expect("tempdir");
         let datadir = root.path().join("data");

@@ -146,24 +146,72 @@ pub fn plan(args: &Args, state: &ClusterState, config: &Config) -> Result<Plan, 
     })
 }
 
+/// An agent call that failed; `conflict` when the agent refused for its host's present
+/// status (409: a role, the writer, a clone running).
+struct CallFailed {
+    conflict: bool,
+    text: String,
+}
+
 fn agent_call<T: DeserializeOwned>(
     addr: SocketAddr,
     req: reqwest::blocking::RequestBuilder,
-) -> Result<T, String> {
+) -> Result<T, CallFailed> {
+    let failed = |conflict, text| CallFailed { conflict, text };
     let resp = req
         .send()
-        .map_err(|e| format!("cannot reach the agent at {addr}: {e}"))?;
+        .map_err(|e| failed(false, format!("cannot reach the agent at {addr}: {e}")))?;
     let status = resp.status();
     if status.is_success() {
-        return resp
-            .json::<T>()
-            .map_err(|e| format!("unreadable answer from the agent at {addr}: {e}"));
+        return resp.json::<T>().map_err(|e| {
+            failed(
+                false,
+                format!("unreadable answer from the agent at {addr}: {e}"),
+            )
+        });
     }
     let error = resp
         .json::<ApiError>()
         .map(|e| e.error)
         .unwrap_or_else(|e| format!("unreadable error: {e}"));
-    Err(format!("the agent at {addr} refused ({status}): {error}"))
+    Err(failed(
+        status == reqwest::StatusCode::CONFLICT,
+        format!("the agent at {addr} refused ({status}): {error}"),
+    ))
+}
+
+/// How long a host's agent may take to apply the status the committed state gives it (no
+/// role): right after a partition heals, it may still hold the roles it was last told.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// `agent_call` of `make()`, tried again every second while the agent refuses for a status
+/// it has not caught up with (see [`SETTLE`]); says once on `out` that it waits.
+fn call_settled<T: DeserializeOwned>(
+    host: &str,
+    addr: SocketAddr,
+    make: impl Fn() -> reqwest::blocking::RequestBuilder,
+    out: &mut dyn Write,
+) -> io::Result<Result<T, String>> {
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        match agent_call::<T>(addr, make()) {
+            Ok(v) => return Ok(Ok(v)),
+            Err(f) if f.conflict && started.elapsed() < SETTLE => {
+                if !said {
+                    writeln!(
+                        out,
+                        "Waiting up to {} s for the agent of '{host}' to take the status the monitors gave it: {}",
+                        SETTLE.as_secs(),
+                        f.text
+                    )?;
+                    said = true;
+                }
+                std::thread::sleep(POLL);
+            }
+            Err(f) => return Ok(Err(f.text)),
+        }
+    }
 }
 
 /// Carries out `plan` for `host`, printing progress on `out`.
@@ -197,10 +245,11 @@ pub fn execute(
                 host: host.to_string(),
                 master: master.clone(),
             };
-            let req = http
-                .post(format!("http://{addr}{REPOINT_PATH}"))
-                .json(&body);
-            match agent_call::<RepointReply>(addr, req) {
+            let make = || {
+                http.post(format!("http://{addr}{REPOINT_PATH}"))
+                    .json(&body)
+            };
+            match call_settled::<RepointReply>(host, addr, make, out)? {
                 Ok(r) => {
                     writeln!(
                         out,
@@ -226,8 +275,8 @@ pub fn execute(
                 out,
                 "Rebuilding '{host}' from '{master}' ({mode}): its data will be replaced."
             )?;
-            let req = http.post(format!("http://{addr}{CLONE_PATH}")).json(&body);
-            if let Err(e) = agent_call::<CloneProgress>(addr, req) {
+            let make = || http.post(format!("http://{addr}{CLONE_PATH}")).json(&body);
+            if let Err(e) = call_settled::<CloneProgress>(host, addr, make, out)? {
                 writeln!(out, "ERROR: {e}")?;
                 return Ok(EXIT_ERROR);
             }
@@ -248,7 +297,7 @@ pub fn follow(
     let started = Instant::now();
     loop {
         let req = http.get(format!("http://{addr}{CLONE_PATH}"));
-        match agent_call::<CloneProgress>(addr, req) {
+        match agent_call::<CloneProgress>(addr, req).map_err(|f| f.text) {
             Ok(p) => {
                 failures = 0;
                 let line = p.line();

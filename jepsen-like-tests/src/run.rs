@@ -111,9 +111,11 @@ async fn wait_stable(
                     Ok(t) => t,
                     Err(e) => format!("{e:#}"),
                 };
+                // Its verdict and what it waited for, not the progress lines.
+                let progress = format!("{host}: ");
                 for line in text
                     .lines()
-                    .filter(|l| l.starts_with("OK") || l.starts_with("ERROR"))
+                    .filter(|l| !l.starts_with(&progress) && !l.trim().is_empty())
                 {
                     println!("          {line}");
                 }
