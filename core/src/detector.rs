@@ -66,6 +66,12 @@ pub struct Trap {
     since: Time,
     /// The errant-transactions failure last reported, if the reported failure is one.
     errant: Option<String>,
+    /// Whether the result last reported was a pass (`None`: nothing reported yet). A pass is
+    /// reported only over a reported failure, whatever was seen in between: a failure
+    /// reported, then UNKNOWN, then a new failure still in its trap, then a pass must report
+    /// the pass, or the old failure would stand for good.
+    #[serde(default)]
+    reported_ok: Option<bool>,
 }
 
 impl Default for Trap {
@@ -74,6 +80,7 @@ impl Default for Trap {
             phase: Phase::Undefined,
             since: Time(0),
             errant: None,
+            reported_ok: None,
         }
     }
 }
@@ -95,15 +102,24 @@ impl Trap {
             phase,
             since: now,
             errant,
+            reported_ok: Some(verdict.ok),
         };
         (trap, verdict)
     }
 
     /// Feeds one probe result seen at `now`; returns the result to report, if any.
     pub fn observe(&mut self, probe: Probe, now: Time, trap_period: Duration) -> Option<Verdict> {
+        let verdict = self.next(probe, now, trap_period);
+        if let Some(v) = &verdict {
+            self.reported_ok = Some(v.ok);
+        }
+        verdict
+    }
+
+    fn next(&mut self, probe: Probe, now: Time, trap_period: Duration) -> Option<Verdict> {
         match probe {
             Probe::Ok(message) => {
-                let report = !matches!(self.phase, Phase::Ok | Phase::Failing);
+                let report = self.reported_ok != Some(true);
                 self.phase = Phase::Ok;
                 self.errant = None;
                 report.then_some(Verdict { ok: true, message })
@@ -183,6 +199,32 @@ mod tests {
 
     fn errant(n: u64) -> Probe {
         Probe::Error(errant_text(n))
+    }
+
+    #[test]
+    fn a_pass_clears_a_reported_failure_even_after_unknown_and_a_new_failure_in_its_trap() {
+        // Seen in the chaos suite: errant transactions reported; the host rebuilt (its server
+        // unreachable: UNKNOWN); restarted but not replicating yet (a failure, trapped); then
+        // replicating. The pass must be reported, or the errant finding stands for good.
+        let mut t = Trap::default();
+        t.observe(ok(), at(0), TRAP);
+        assert!(t.observe(errant(3), at(1), TRAP).is_some());
+        assert_eq!(
+            t.observe(Probe::Unknown("UNKNOWN: x".into()), at(2), TRAP),
+            None
+        );
+        assert_eq!(t.observe(err(), at(3), TRAP), None, "in its trap");
+        assert_eq!(
+            t.observe(ok(), at(4), TRAP),
+            Some(Verdict {
+                ok: true,
+                message: "OK".into()
+            })
+        );
+        assert_eq!(t.observe(ok(), at(5), TRAP), None, "reported once");
+        // A failure never reported needs no pass either.
+        assert_eq!(t.observe(err(), at(6), TRAP), None);
+        assert_eq!(t.observe(ok(), at(7), TRAP), None);
     }
 
     #[test]
