@@ -164,7 +164,8 @@ pub struct Agent<M, V, N> {
     lease_changed: Notify,
 }
 
-fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A std mutex's guard, also after a panic elsewhere poisoned it.
+pub(crate) fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -315,7 +315,7 @@ pub async fn start(
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let at = started.elapsed().as_millis() as u64;
-                let mut c = clock.lock().unwrap_or_else(|p| p.into_inner());
+                let mut c = crate::agent::lock(&clock);
                 c.0.line(at, &line);
                 c.1.push(line);
                 if c.1.len() > 20 {
@@ -435,7 +435,7 @@ impl StreamState {
             }
             Some(e) => tracing::error!(host = %self.host, error = %e, "backup failed"),
         }
-        *self.report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        *crate::agent::lock(&self.report) = Some(report);
         let _ = std::fs::remove_file(&self.cleanup.0);
         let _ = std::fs::remove_dir_all(&self.cleanup.1);
         error

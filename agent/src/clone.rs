@@ -29,7 +29,7 @@ use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use crate::agent::Agent;
+use crate::agent::{lock, Agent, Refusal};
 use crate::backup::{self, CopySettings};
 use crate::monitors::Monitors;
 use crate::mysql::quote;
@@ -72,18 +72,8 @@ pub struct Cloner {
     streaming: Arc<tokio::sync::Semaphore>,
 }
 
-fn lock<T>(m: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn refusal(code: StatusCode, error: impl Into<String>) -> Response {
-    (
-        code,
-        Json(ApiError {
-            error: error.into(),
-        }),
-    )
-        .into_response()
+    crate::server::error_response(code, error.into())
 }
 
 impl Cloner {
@@ -152,10 +142,11 @@ impl Cloner {
     {
         let bad = |e: String| (StatusCode::BAD_REQUEST, e);
         if req.host != self.settings.host {
-            return Err(bad(format!(
-                "this is the agent of '{}', not of '{}'",
-                self.settings.host, req.host
-            )));
+            return Err(bad(Refusal::WrongHost {
+                this: self.settings.host.clone(),
+                asked: req.host.clone(),
+            }
+            .to_string()));
         }
         if req.source == self.settings.host && req.from_dir.is_none() {
             return Err(bad(format!("'{}' cannot be cloned from itself", req.host)));
@@ -490,7 +481,7 @@ impl Cloner {
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
         }
-        let report = client
+        let report: Option<BackupReport> = match client
             .get(format!("http://{addr}{BACKUP_REPORT_PATH}"))
             .basic_auth(
                 &source.replication_user,
@@ -498,30 +489,14 @@ impl Cloner {
             )
             .send()
             .await
-            .ok()
-            .filter(|r| r.status().is_success());
-        if let Some(r) = report {
-            if let Ok(report) = r.json::<BackupReport>().await {
-                self.update(|j| j.progress.source_report = Some(report));
-            }
-        }
-        self.did(format!("received {received} bytes from {}", req.source));
-        // Read now, close to the copy's end: what the source's binary log held.
-        let later_state = match backup::conn_to(
-            &source.host,
-            source.port,
-            &source.agent_user,
-            &source.agent_password,
-        )
-        .await
         {
-            Ok(mut c) => {
-                let st = backup::scalar(&mut c, "SELECT @@gtid_binlog_state").await;
-                let _ = c.disconnect().await;
-                st.ok().flatten()
-            }
-            Err(_) => None,
+            Ok(r) if r.status().is_success() => r.json().await.ok(),
+            _ => None,
         };
+        // The source's binary log state, read by its agent just after the backup.
+        let later_state = report.as_ref().and_then(|r| r.binlog_state.clone());
+        self.update(|j| j.progress.source_report = report);
+        self.did(format!("received {received} bytes from {}", req.source));
         self.prepare_stage(dirs, &req.source, later_state.as_deref())
             .await
     }
@@ -544,7 +519,7 @@ impl Cloner {
         let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let copying = tokio::task::spawn_blocking({
             let counter = counter.clone();
-            move || copy_tree(&from, &to, &counter)
+            move || copy_backup(&from, &to, &counter)
         });
         tokio::pin!(copying);
         let copied = loop {
@@ -566,7 +541,6 @@ impl Cloner {
             j.progress.source_report = status.as_ref().and_then(|s| s.report.clone());
         });
         self.did(format!("copied {n} bytes from {}", dir.display()));
-        let _ = std::fs::remove_dir_all(dirs.stage.join(MMM_DIR));
         let state = status.map(|s| s.binlog_state);
         self.prepare_stage(dirs, &dir.display().to_string(), state.as_deref())
             .await
@@ -922,8 +896,25 @@ impl Dirs {
     }
 }
 
-/// `cp -a from to` for a backup: regular files and directories (modes kept), counting the
-/// bytes copied in `counter`.
+/// The files of a backup made by `mmm_backup` (not its notes, [`MMM_DIR`]) copied into `to`,
+/// counting the bytes copied in `counter`.
+pub fn copy_backup(
+    from: &Path,
+    to: &Path,
+    counter: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.file_name() != MMM_DIR {
+            copy_entry(&e, &to.join(e.file_name()), counter)?;
+        }
+    }
+    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
+}
+
+/// `cp -a from to`: regular files and directories (modes kept), counting the bytes copied
+/// in `counter`.
 fn copy_tree(
     from: &Path,
     to: &Path,
@@ -932,16 +923,25 @@ fn copy_tree(
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
-        let target = to.join(e.file_name());
-        let kind = e.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&e.path(), &target, counter)?;
-        } else if kind.is_file() {
-            let n = std::fs::copy(e.path(), &target)?;
-            counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        }
+        copy_entry(&e, &to.join(e.file_name()), counter)?;
     }
     std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
+}
+
+/// One entry of [`copy_tree`]: a directory copied whole, a regular file, nothing else.
+fn copy_entry(
+    e: &std::fs::DirEntry,
+    target: &Path,
+    counter: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    let kind = e.file_type()?;
+    if kind.is_dir() {
+        copy_tree(&e.path(), target, counter)?;
+    } else if kind.is_file() {
+        let n = std::fs::copy(e.path(), target)?;
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// `chown -R uid:gid dir` (symbolic links themselves, not their targets).
@@ -977,7 +977,7 @@ fn free_bytes(dir: &Path) -> Result<u64, String> {
 
 /// The copy's GTID position from `xtrabackup_binlog_info` (or `mariadb_backup_binlog_info`):
 /// `file<TAB>position<TAB>gtid`.
-fn binlog_info(stage: &Path) -> Result<Option<String>, String> {
+pub fn binlog_info(stage: &Path) -> Result<Option<String>, String> {
     for name in ["mariadb_backup_binlog_info", "xtrabackup_binlog_info"] {
         let path = stage.join(name);
         if let Ok(text) = std::fs::read_to_string(&path) {
@@ -1154,13 +1154,11 @@ async fn repoint<M: Mysql, V: Vips, N: Monitors>(
     Json(req): Json<Repoint>,
 ) -> Response {
     if req.host != cloner.settings.host {
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "this is the agent of '{}', not of '{}'",
-                cloner.settings.host, req.host
-            ),
-        );
+        let wrong = Refusal::WrongHost {
+            this: cloner.settings.host.clone(),
+            asked: req.host.clone(),
+        };
+        return refusal(StatusCode::BAD_REQUEST, wrong.to_string());
     }
     if req.master == req.host || !cloner.sources.contains_key(&req.master) {
         return refusal(

@@ -45,13 +45,12 @@ fn refused(r: Refusal) -> Response {
         Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!(error = %r, "request refused");
-    (
-        code,
-        Json(ApiError {
-            error: r.to_string(),
-        }),
-    )
-        .into_response()
+    error_response(code, r.to_string())
+}
+
+/// A refusal: `code` with an `ApiError` body.
+pub(crate) fn error_response(code: StatusCode, error: String) -> Response {
+    (code, Json(ApiError { error })).into_response()
 }
 
 async fn ping<M: Mysql, V: Vips, N: Monitors>(

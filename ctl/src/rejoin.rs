@@ -148,12 +148,13 @@ pub fn plan(args: &Args, state: &ClusterState, config: &Config) -> Result<Plan, 
 
 /// An agent call that failed; `conflict` when the agent refused for its host's present
 /// status (409: a role, the writer, a clone running).
-struct CallFailed {
+pub(crate) struct CallFailed {
     conflict: bool,
-    text: String,
+    pub(crate) text: String,
 }
 
-fn agent_call<T: DeserializeOwned>(
+/// One call to an agent: its answer, or why there is none.
+pub(crate) fn agent_call<T: DeserializeOwned>(
     addr: SocketAddr,
     req: reqwest::blocking::RequestBuilder,
 ) -> Result<T, CallFailed> {

@@ -28,13 +28,13 @@ use mmm_agent::protocol::{
 };
 use mmm_config::{Config, Loader, Program};
 
+use mmm_agent::clone::{MMM_DIR, STATUS_FILE};
+
 use crate::rejoin;
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
 /// The only copy method: a hot physical copy streamed by mariabackup.
 pub const COPY_METHOD: &str = "mariabackup";
-/// Where the backup notes go in a backup directory.
-const STATUS_FILE: &str = "_mmm/status.json";
 
 /// `--config` of every tool: a file, or a name looked for in MMM's search path.
 #[derive(Debug, Clone, clap::Args)]
@@ -139,30 +139,9 @@ fn run_on_agent(config: &Config, req: &CloneRequest, out: &mut dyn Write) -> std
             return Ok(EXIT_ERROR);
         }
     };
-    let sent = client
-        .post(format!("http://{addr}{CLONE_PATH}"))
-        .json(req)
-        .send();
-    let refused = match sent {
-        Ok(r) if r.status().is_success() => None,
-        Ok(r) => {
-            let status = r.status();
-            let text = r
-                .json::<mmm_core::api::ApiError>()
-                .map(|e| e.error)
-                .unwrap_or_default();
-            Some(format!(
-                "the agent of '{}' refused ({status}): {text}",
-                req.host
-            ))
-        }
-        Err(e) => Some(format!(
-            "cannot reach the agent of '{}' at {addr}: {e}",
-            req.host
-        )),
-    };
-    if let Some(e) = refused {
-        writeln!(out, "ERROR: {e}")?;
+    let sent = client.post(format!("http://{addr}{CLONE_PATH}")).json(req);
+    if let Err(e) = rejoin::agent_call::<CloneProgress>(addr, sent) {
+        writeln!(out, "ERROR: {}", e.text)?;
         return Ok(EXIT_ERROR);
     }
     let end = rejoin::follow(&client, addr, out)?;
@@ -470,10 +449,7 @@ fn backup(
             stage.display()
         ));
     }
-    let info = std::fs::read_to_string(stage.join("xtrabackup_binlog_info"))
-        .or_else(|_| std::fs::read_to_string(stage.join("mariadb_backup_binlog_info")))
-        .unwrap_or_default();
-    let gtid = mmm_agent::clone::parse_binlog_info(&info).ok_or_else(|| {
+    let gtid = mmm_agent::clone::binlog_info(&stage)?.ok_or_else(|| {
         format!("the copy carries no GTID position: {host} must run with log_bin")
     })?;
     let binlog_state = mmm_agent::clone::binlog_state_of_copy(
@@ -499,7 +475,7 @@ fn backup(
         });
     written.map_err(|e| format!("writing {}: {e}", notes.display()))?;
     std::fs::write(
-        stage.join("_mmm/copy_method.txt"),
+        stage.join(MMM_DIR).join("copy_method.txt"),
         format!("{COPY_METHOD}\n"),
     )
     .map_err(|e| format!("writing the copy method: {e}"))?;
@@ -720,21 +696,9 @@ pub fn restore_main(
 
 /// Copies the files of a backup (not its notes) into `dest`; the bytes copied.
 fn copy_files(src: &Path, dest: &Path) -> std::io::Result<u64> {
-    std::fs::create_dir_all(dest)?;
-    let mut total = 0;
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        if e.file_name() == "_mmm" {
-            continue;
-        }
-        let target = dest.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            total += copy_files(&e.path(), &target)?;
-        } else {
-            total += std::fs::copy(e.path(), &target)?;
-        }
-    }
-    Ok(total)
+    let copied = std::sync::atomic::AtomicU64::new(0);
+    mmm_agent::clone::copy_backup(src, dest, &copied)?;
+    Ok(copied.into_inner())
 }
 
 #[cfg(test)]
