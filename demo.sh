@@ -95,6 +95,7 @@ up() {
     else
         phase "images (docker/build-images.sh)" docker/build-images.sh
     fi
+    make_secrets
     phase "docker-compose up -d" compose_up
     phase "wait for a leader and every host ONLINE" wait_online
     echo "=== mmm_control show"

@@ -186,4 +186,5 @@ else
 fi
 phase "cargo build --release (${TARGET_DIR})" build_binaries
 phase "docker build ${IMAGE}" build_image
+make_secrets
 echo "=== build-images.sh total: $((SECONDS - total)) s"

@@ -23,6 +23,7 @@ use mmm_core::observe::ReplicaReport;
 use mmm_core::{render, CheckKind, Command, Event, HostName, Probe};
 use mmm_raft::typ::Raft;
 use mmm_raft::{Request, StateReader};
+use mmm_transport::{Access, Channel, Roles, Transport};
 use openraft::error::{ClientWriteError, RaftError};
 
 use crate::group::Group;
@@ -47,6 +48,8 @@ pub struct Api {
     client: reqwest::Client,
     /// The check tables, the fence gate and the lease settings, shared with the leader loop.
     shared: std::sync::Arc<Shared>,
+    /// Tokens and TLS, for URLs of the leader.
+    transport: Transport,
 }
 
 impl Api {
@@ -56,8 +59,10 @@ impl Api {
         reader: StateReader,
         group: Group,
         shared: std::sync::Arc<Shared>,
+        transport: Transport,
     ) -> anyhow::Result<Api> {
-        let client = reqwest::Client::builder()
+        let client = transport
+            .client(Channel::Monitor)
             .connect_timeout(Duration::from_secs(1))
             .timeout(Duration::from_secs(10))
             .build()
@@ -68,6 +73,7 @@ impl Api {
             group,
             client,
             shared,
+            transport,
         })
     }
 
@@ -84,6 +90,24 @@ impl Api {
 
     fn leader_name(&self) -> Option<String> {
         self.leader().map(|(id, _)| self.group.name_of(id))
+    }
+}
+
+/// What each route on a monitor's listener needs (see `mmm_transport`): `/healthz` is open;
+/// reads take the admin, read-only or replicas' token; `/api/command` takes the admin or
+/// read-only token (the handler keeps state-changing commands for admin) or the replicas' one
+/// (a forwarded command); the agents' reports and lease renewals take the agents' token (or
+/// the replicas', when a follower forwards them); check tables and Raft take the replicas'.
+pub fn policy(method: &axum::http::Method, path: &str) -> Access {
+    let operator = Roles::ADMIN.or(Roles::READ_ONLY).or(Roles::MONITOR);
+    let agent = Roles::AGENT.or(Roles::MONITOR);
+    match path {
+        HEALTHZ_PATH => Access::Open,
+        LEADER_PATH | STATUS_PATH | STATE_PATH | COMMAND_PATH => Access::Roles(operator),
+        p if p == mmm_agent::metrics::METRICS_PATH => Access::Roles(operator),
+        LEASE_PATH | REPORT_PATH => Access::Roles(agent),
+        _ if method == axum::http::Method::GET => Access::Roles(operator),
+        _ => Access::Roles(Roles::MONITOR),
     }
 }
 
@@ -227,13 +251,28 @@ fn utc_offset_secs() -> i64 {
     i64::from(chrono::Local::now().offset().local_minus_utc())
 }
 
+/// The refusal of a state-changing command to a caller with the read-only token.
+fn read_only_refusal(line: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "'{}' changes the cluster and needs the admin token (api_secret_file); this one may only read",
+            line.split_whitespace().next().unwrap_or_default()
+        ),
+    )
+}
+
 async fn command(
     State(api): State<Api>,
+    axum::Extension(roles): axum::Extension<Roles>,
     headers: HeaderMap,
     Json(req): Json<CommandRequest>,
 ) -> Response {
-    let forwarded = headers.contains_key(FORWARDED);
+    let forwarded = headers.contains_key(FORWARDED) && roles.any_of(Roles::MONITOR);
     if let Some(parsed) = crate::membership::GroupCommand::parse(&req.line) {
+        if !roles.may_administer() {
+            return read_only_refusal(&req.line);
+        }
         let is_leader = is_leader(&api);
         let reply = match parsed {
             Err(usage) => usage,
@@ -254,6 +293,10 @@ async fn command(
     let is_leader = is_leader(&api);
     if cmd.is_read_only() {
         return read(&api, &req, &cmd, is_leader, forwarded).await;
+    }
+    if !roles.may_administer() {
+        tracing::warn!(command = %req.line.split_whitespace().next().unwrap_or_default(), "state-changing command refused: read-only token");
+        return read_only_refusal(&req.line);
     }
     let request = Request::Event {
         now: crate::now(),
@@ -365,7 +408,7 @@ async fn relay<T: serde::Serialize>(
     if addr == api.group.this.addr.to_string() {
         return Err(no_leader(api));
     }
-    let url = format!("http://{addr}{path}");
+    let url = api.transport.url(&addr, path);
     let sent = api
         .client
         .post(&url)

@@ -60,6 +60,8 @@ pub struct LeaderConfig {
     pub agents: BTreeMap<HostName, SocketAddr>,
     /// The client for agent calls.
     pub client: AgentClient,
+    /// Tokens and TLS, for sending the check table to the leader.
+    pub transport: mmm_transport::Transport,
 }
 
 /// Commits `event` stamped with the wall clock. A refusal is logged by the state machine, a
@@ -95,8 +97,10 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
         shared,
         agents,
         client,
+        transport,
     } = cfg;
-    let push = reqwest::Client::builder()
+    let push = transport
+        .client(mmm_transport::Channel::Monitor)
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_secs(1))
         .build();
@@ -129,7 +133,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
             if table_changed || last_push.is_none_or(|t| now.since(t) >= PUSH_EVERY) {
                 last_push = Some(now);
                 if let Ok(http) = &push {
-                    push_table(&raft, &group, &shared, http).await;
+                    push_table(&raft, &group, &shared, http, &transport).await;
                 }
             }
             continue;
@@ -202,7 +206,13 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
 }
 
 /// Sends this replica's check table to the leader.
-async fn push_table(raft: &Raft, group: &Group, shared: &Shared, http: &reqwest::Client) {
+async fn push_table(
+    raft: &Raft,
+    group: &Group,
+    shared: &Shared,
+    http: &reqwest::Client,
+    transport: &mmm_transport::Transport,
+) {
     let metrics = raft.metrics().borrow().clone();
     let Some(leader) = metrics.current_leader else {
         return;
@@ -215,7 +225,7 @@ async fn push_table(raft: &Raft, group: &Group, shared: &Shared, http: &reqwest:
     else {
         return;
     };
-    let url = format!("http://{addr}{OBSERVATIONS_PATH}");
+    let url = transport.url(addr, OBSERVATIONS_PATH);
     let sent = http.post(&url).json(&shared.table.report()).send().await;
     match sent {
         Ok(r) if r.status().is_success() => {}

@@ -103,3 +103,27 @@ pub fn agents_from_config(
         })
         .collect()
 }
+
+/// The monitor's tokens and TLS settings from `<socket>`: the admin API token, the replicas'
+/// token (unless the group is this replica alone) and the agents' token are required, the
+/// read-only API token is used when configured.
+pub fn transport_from_config(
+    config: &mmm_config::Config,
+    group: &group::Group,
+) -> Result<mmm_transport::Transport, mmm_transport::Error> {
+    use mmm_transport::{SecretKey, Want};
+    let raft = if group.members.len() > 1 {
+        Want::Required
+    } else {
+        Want::Optional
+    };
+    mmm_transport::Transport::load(
+        &config.socket,
+        &[
+            (SecretKey::Api, Want::Required),
+            (SecretKey::ApiReadOnly, Want::Optional),
+            (SecretKey::Raft, raft),
+            (SecretKey::Agent, Want::Required),
+        ],
+    )
+}

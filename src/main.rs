@@ -50,7 +50,17 @@ fn main() -> ExitCode {
     };
     if args.check_config {
         print!("{}", mmm_config::summary(&config, Program::Monitor));
-        return ExitCode::SUCCESS;
+        // The secret and TLS files are part of what must be right for the daemon to start.
+        let files = mmm_mond::group::Group::from_config(&config, cluster.as_deref())
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|g| mmm_mond::transport_from_config(&config, &g).map_err(|e| e.to_string()));
+        return match files {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mmm_mond: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
     mmm_agent::logging::init("info,openraft=warn");
     for w in &config.warnings {
@@ -77,7 +87,9 @@ async fn run(config: Config, cluster: Option<String>) -> anyhow::Result<()> {
     let group = mmm_mond::group::Group::from_config(&config, cluster.as_deref())?;
     let topology = mmm_mond::topology::topology(&config)?;
     let monitor = config.monitor.as_ref().context("no <monitor> section")?;
+    let transport = mmm_mond::transport_from_config(&config, &group)?;
     let cfg = mmm_mond::replica::ReplicaConfig {
+        transport,
         group,
         topology,
         data_dir: monitor.data_dir.clone(),

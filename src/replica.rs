@@ -15,6 +15,7 @@ use anyhow::Context;
 use mmm_core::{CheckKind, HostName, Topology};
 use mmm_raft::typ::Raft;
 use mmm_raft::{HttpNetwork, Store};
+use mmm_transport::{Channel, Transport};
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::{Schedule, Table};
@@ -52,6 +53,8 @@ pub struct Checking {
 
 /// Everything a replica needs to run.
 pub struct ReplicaConfig {
+    /// Tokens and TLS for every channel.
+    pub transport: mmm_transport::Transport,
     /// The group and this member.
     pub group: Group,
     /// The topology from this replica's configuration files.
@@ -97,13 +100,14 @@ fn raft_config(group: &Group, t: &Timing) -> anyhow::Result<Arc<openraft::Config
 /// A pristine replica initializes the group only when none is: every member of a new group
 /// initializes with the same membership (safe), while a replica added to a running group must
 /// not start one of its own with a different membership.
-async fn formed_group_peer(group: &Group) -> Option<String> {
-    let client = reqwest::Client::builder()
+async fn formed_group_peer(group: &Group, transport: &Transport) -> Option<String> {
+    let client = transport
+        .client(Channel::Monitor)
         .timeout(Duration::from_secs(1))
         .build()
         .ok()?;
     for m in group.members.iter().filter(|m| m.id != group.this.id) {
-        let url = format!("http://{}{}", m.addr, mmm_core::api::LEADER_PATH);
+        let url = transport.url(m.addr, mmm_core::api::LEADER_PATH);
         let Ok(resp) = client.get(&url).send().await else {
             continue;
         };
@@ -119,6 +123,7 @@ async fn formed_group_peer(group: &Group) -> Option<String> {
 /// Runs a replica until `shutdown` is cancelled.
 pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let ReplicaConfig {
+        transport,
         group,
         topology,
         data_dir,
@@ -140,7 +145,12 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
             state.active_master(topology).cloned()
         });
     }
-    let network = HttpNetwork::new(group.this.id).context("HTTP client for Raft")?;
+    let network = HttpNetwork::new(
+        group.this.id,
+        transport.client(Channel::Monitor),
+        transport.scheme(),
+    )
+    .context("HTTP client for Raft")?;
     let raft = Raft::new(
         group.this.id,
         raft_config(&group, &timing)?,
@@ -155,7 +165,7 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         .with_context(|| format!("cannot listen on {}", group.this.addr))?;
     tracing::info!(node = %group.this.name, addr = %group.this.addr, group = %group.id, "monitor replica started");
 
-    if let Some(peer) = formed_group_peer(&group).await {
+    if let Some(peer) = formed_group_peer(&group, &transport).await {
         tracing::info!(
             node = %group.this.name,
             %peer,
@@ -195,6 +205,7 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
         reader.clone(),
         group.clone(),
         shared.clone(),
+        transport.clone(),
     )?)
     .merge(mmm_raft::router(raft.clone()));
     let checks = tokio::spawn(crate::checker::run(
@@ -218,8 +229,9 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
             shutdown.child_token(),
         ))
     };
-    let client = mmm_agent::client::AgentClient::new(AGENT_CONNECT_TIMEOUT, AGENT_TIMEOUT)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let client =
+        mmm_agent::client::AgentClient::new(&transport, AGENT_CONNECT_TIMEOUT, AGENT_TIMEOUT)
+            .map_err(|e| anyhow::anyhow!(e))?;
     let leader = tokio::spawn(crate::leader::run(
         crate::leader::LeaderConfig {
             raft: raft.clone(),
@@ -230,14 +242,21 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
             shared,
             agents,
             client,
+            transport: transport.clone(),
         },
         shutdown.child_token(),
     ));
     let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("serving the API")?;
+    mmm_transport::serve(
+        transport,
+        listener,
+        app,
+        crate::api::policy,
+        mmm_transport::Limits::default(),
+        async move { stop.cancelled().await },
+    )
+    .await
+    .context("serving the API")?;
     shutdown.cancel();
     for (name, task) in [
         ("leader loop", leader),

@@ -1,5 +1,6 @@
 //! `mmm_mond --check-config` prints what the configuration means and exits 0, or prints the
-//! errors and exits 2; it refuses world-readable files as MMM did.
+//! errors and exits 2; it refuses world-readable files as MMM did, and a configuration without
+//! the secret files the daemon needs to start.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -24,9 +25,28 @@ fn check(dir: &tempfile::TempDir) -> std::process::Output {
         .expect("run mmm_mond")
 }
 
+/// Adds the `<socket>` secret files to the copied mmm_common.conf.
+fn with_secrets(dir: &tempfile::TempDir) {
+    let mut lines = String::from("<socket>\n");
+    for (key, name) in [
+        ("api_secret_file", "api"),
+        ("raft_secret_file", "raft"),
+        ("agent_secret_file", "agent"),
+    ] {
+        let (path, _) = mmm_testkit::pki::token(dir.path(), name).expect("token file");
+        lines.push_str(&format!("    {key} {}\n", path.display()));
+    }
+    lines.push_str("</socket>\n");
+    let common = dir.path().join("mmm_common.conf");
+    let text = std::fs::read_to_string(&common).expect("read") + &lines;
+    std::fs::write(&common, text).expect("write");
+}
+
 #[test]
 fn check_config_summarises_the_seed_files_and_exits_0() {
-    let out = check(&seed_dir(0o600));
+    let dir = seed_dir(0o600);
+    with_secrets(&dir);
+    let out = check(&dir);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.starts_with("Configuration for mmm_mond\n"), "{text}");
@@ -45,6 +65,33 @@ fn check_config_refuses_world_readable_files_and_exits_2() {
         err.contains(&format!(
             "Configuration file {} is world readable!",
             path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_configuration_without_secret_files_and_says_how_to_make_them() {
+    let out = check(&seed_dir(0o600));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("<socket> api_secret_file is not set"), "{err}");
+    assert!(err.contains("head -c 32 /dev/urandom"), "{err}");
+}
+
+#[test]
+fn check_config_refuses_a_secret_file_others_can_read() {
+    let dir = seed_dir(0o600);
+    with_secrets(&dir);
+    let agent = dir.path().join("agent.secret");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = check(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "<socket> agent_secret_file: {} is readable or writable by others (mode 0644)",
+            agent.display()
         )),
         "{err}"
     );

@@ -7,7 +7,8 @@ mod cluster;
 
 use cluster::{agreed_leader, command, eventually, mode_is, Group};
 
-/// Runs `mmm_control --monitor <all three> ARGS` and returns (exit code, stdout, stderr).
+/// Runs `mmm_control --monitor <all three> --config mon1.conf ARGS` (the tokens come from the
+/// configuration) and returns (exit code, stdout, stderr).
 async fn control(g: &Group, args: &[&str]) -> (u8, String, String) {
     let monitors = g
         .ports
@@ -15,8 +16,13 @@ async fn control(g: &Group, args: &[&str]) -> (u8, String, String) {
         .map(|p| format!("127.0.0.1:{p}"))
         .collect::<Vec<_>>()
         .join(",");
-    let mut argv: Vec<std::ffi::OsString> =
-        vec!["mmm_control".into(), "--monitor".into(), monitors.into()];
+    let mut argv: Vec<std::ffi::OsString> = vec![
+        "mmm_control".into(),
+        "--monitor".into(),
+        monitors.into(),
+        "--config".into(),
+        g.dir().join("mon1.conf").into(),
+    ];
     argv.extend(args.iter().map(|a| a.into()));
     tokio::task::spawn_blocking(move || {
         let (mut out, mut err) = (Vec::new(), Vec::new());

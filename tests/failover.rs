@@ -34,6 +34,35 @@ async fn a_killed_master_mysqld_fails_over_to_the_other_master_without_losing_wr
 /// second were acknowledged by the slaves (semi-sync) and db2 never got them. The new writer
 /// fetches them from the slave furthest ahead before it takes writes; a promotion that applied
 /// only its own relay log would lose them, and the slaves could not replicate from it.
+/// `<socket> type ssl`: every channel (mmm_control and the test's client to the monitors, the
+/// replicas to each other, monitors to agents and back) runs over TLS with client
+/// certificates from the lab's CA and the tokens. A client whose certificate comes from
+/// another CA reaches no monitor and no agent, even with the right tokens; the failover then
+/// runs as over plain HTTP. Like every failover here, no log holds a password or a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_tls_a_killed_master_fails_over_and_strangers_get_nowhere() {
+    let fault: Fault = Box::new(|c| {
+        Box::pin(async move {
+            assert!(
+                !c.stranger_gets_an_answer().await,
+                "a client with a foreign certificate got an answer"
+            );
+            c.db_mut("db1").kill9()
+        })
+    });
+    let tuning = Tuning {
+        tls: true,
+        ..Tuning::default()
+    };
+    fail_over_tuned(
+        "master mysqld SIGKILL, TLS on every channel",
+        tuning,
+        fault,
+        "db2",
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_writer_that_missed_the_last_writes_fetches_them_from_a_slave() {
     let fault = crash_with_standby_behind(Duration::from_millis(500));

@@ -214,3 +214,108 @@ async fn a_fourth_replica_waits_until_added_and_can_be_removed() {
         (false, "ERROR: Unknown monitor replica 'mon4'!")
     );
 }
+
+/// Sends `method path` with `body` and `token` (none: no header) to the replica on `port`;
+/// the status code.
+async fn status_with(port: u16, method: &str, path: &str, body: &str, token: Option<&str>) -> u16 {
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut req = match method {
+        "GET" => http.get(url),
+        _ => http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("an answer").status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_raft_refuse_callers_without_the_right_token() {
+    let g = Group::new();
+    let leader = agreed_leader(&g, &[0, 1, 2], None).await;
+    let port = g.ports[leader];
+    let show = r#"{"line":"show"}"#;
+    let offline = r#"{"line":"set_offline db3"}"#;
+    let (admin, reader) = (cluster::admin_token(), cluster::readonly_token());
+    eventually(&g, 15, "the configuration applied", || {
+        command(port, "show")
+    })
+    .await;
+
+    // No token, or one the replica does not know: 401, on every route but /healthz.
+    assert_eq!(status_with(port, "GET", "/healthz", "", None).await, 200);
+    for token in [None, Some("a-token-nobody-configured-0123")] {
+        assert_eq!(status_with(port, "GET", "/status", "", token).await, 401);
+        assert_eq!(status_with(port, "GET", "/metrics", "", token).await, 401);
+        assert_eq!(
+            status_with(port, "POST", "/api/command", show, token).await,
+            401
+        );
+        assert_eq!(
+            status_with(port, "POST", "/raft/vote", "", token).await,
+            401
+        );
+        assert_eq!(
+            status_with(port, "POST", "/api/lease", "{}", token).await,
+            401
+        );
+    }
+    // The read-only token reads, and may not change anything.
+    assert_eq!(
+        status_with(port, "POST", "/api/command", show, Some(reader)).await,
+        200
+    );
+    assert_eq!(
+        status_with(port, "GET", "/status", "", Some(reader)).await,
+        200
+    );
+    assert_eq!(
+        status_with(port, "POST", "/api/command", offline, Some(reader)).await,
+        403
+    );
+    assert_eq!(
+        status_with(
+            port,
+            "POST",
+            "/api/command",
+            r#"{"line":"remove_monitor mon3"}"#,
+            Some(reader)
+        )
+        .await,
+        403
+    );
+    // The admin token is no replica: Raft messages and check tables are refused.
+    assert_eq!(
+        status_with(port, "POST", "/raft/vote", "", Some(admin)).await,
+        403
+    );
+    assert_eq!(
+        status_with(port, "POST", "/api/observations", "{}", Some(admin)).await,
+        403
+    );
+    // Nor is it an agent.
+    assert_eq!(
+        status_with(port, "POST", "/api/lease", "{}", Some(admin)).await,
+        403
+    );
+    // The admin token changes state, through any replica (a follower forwards it with the
+    // replicas' token).
+    let follower = (leader + 1) % 3;
+    let reply = eventually(&g, 15, "set_passive with the admin token", || {
+        command(g.ports[follower], "set_passive")
+    })
+    .await;
+    assert!(reply.ok, "{}", reply.reply);
+    let logs = (0..3).map(|i| g.log(i)).collect::<String>();
+    assert!(
+        logs.contains("request refused: not authenticated"),
+        "{logs}"
+    );
+    for token in [admin, reader] {
+        assert!(!logs.contains(token), "a token was logged");
+    }
+}

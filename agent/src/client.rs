@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mmm_core::api::ApiError;
+use mmm_transport::{Channel, Transport};
 use serde::de::DeserializeOwned;
 
 use crate::protocol::{
@@ -47,18 +48,27 @@ pub(crate) async fn error_text(resp: reqwest::Response) -> String {
 #[derive(Debug, Clone)]
 pub struct AgentClient {
     http: reqwest::Client,
+    transport: Transport,
 }
 
 impl AgentClient {
-    /// A client whose connects take at most `connect` and whose calls take at most `timeout`
-    /// unless a call says otherwise.
-    pub fn new(connect: Duration, timeout: Duration) -> Result<AgentClient, String> {
-        let http = reqwest::Client::builder()
+    /// A client with the agents' token (and TLS, when configured) whose connects take at most
+    /// `connect` and whose calls take at most `timeout` unless a call says otherwise.
+    pub fn new(
+        transport: &Transport,
+        connect: Duration,
+        timeout: Duration,
+    ) -> Result<AgentClient, String> {
+        let http = transport
+            .client(Channel::Agent)
             .connect_timeout(connect)
             .timeout(timeout)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(AgentClient { http })
+        Ok(AgentClient {
+            http,
+            transport: transport.clone(),
+        })
     }
 
     async fn answer<T: DeserializeOwned>(
@@ -86,7 +96,7 @@ impl AgentClient {
     pub async fn ping(&self, addr: SocketAddr) -> Result<Pong, CallError> {
         let sent = self
             .http
-            .get(format!("http://{addr}{PING_PATH}"))
+            .get(self.transport.url(addr, PING_PATH))
             .send()
             .await;
         Self::answer(addr, sent).await
@@ -101,7 +111,7 @@ impl AgentClient {
     ) -> Result<StatusReply, CallError> {
         let sent = self
             .http
-            .post(format!("http://{addr}{STATUS_PATH}"))
+            .post(self.transport.url(addr, STATUS_PATH))
             .timeout(timeout)
             .json(status)
             .send()
@@ -113,7 +123,7 @@ impl AgentClient {
     pub async fn system(&self, addr: SocketAddr) -> Result<SystemStatus, CallError> {
         let sent = self
             .http
-            .get(format!("http://{addr}{SYSTEM_PATH}"))
+            .get(self.transport.url(addr, SYSTEM_PATH))
             .send()
             .await;
         Self::answer(addr, sent).await
@@ -127,7 +137,7 @@ impl AgentClient {
     ) -> Result<CloneProgress, CallError> {
         let sent = self
             .http
-            .post(format!("http://{addr}{CLONE_PATH}"))
+            .post(self.transport.url(addr, CLONE_PATH))
             .json(req)
             .send()
             .await;
@@ -138,7 +148,7 @@ impl AgentClient {
     pub async fn clone_progress(&self, addr: SocketAddr) -> Result<CloneProgress, CallError> {
         let sent = self
             .http
-            .get(format!("http://{addr}{CLONE_PATH}"))
+            .get(self.transport.url(addr, CLONE_PATH))
             .send()
             .await;
         Self::answer(addr, sent).await
@@ -152,7 +162,7 @@ impl AgentClient {
     ) -> Result<Cleared, CallError> {
         let sent = self
             .http
-            .post(format!("http://{addr}{CLEAR_BAD_ROLES_PATH}"))
+            .post(self.transport.url(addr, CLEAR_BAD_ROLES_PATH))
             .json(req)
             .send()
             .await;

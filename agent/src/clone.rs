@@ -25,6 +25,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use futures::StreamExt;
 use mmm_core::api::ApiError;
+use mmm_transport::{Channel, Transport};
 use mysql_async::prelude::Queryable;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -66,6 +67,8 @@ struct Job {
 /// its own host.
 pub struct Cloner {
     settings: CopySettings,
+    /// TLS (when configured) for fetching the backup from the source's agent.
+    transport: Transport,
     sources: BTreeMap<String, Source>,
     job: SyncMutex<Option<Job>>,
     report: Arc<SyncMutex<Option<BackupReport>>>,
@@ -78,9 +81,14 @@ fn refusal(code: StatusCode, error: impl Into<String>) -> Response {
 
 impl Cloner {
     /// A cloner with the copy settings and every host as a replication source.
-    pub fn new(settings: CopySettings, sources: BTreeMap<String, Source>) -> Self {
+    pub fn new(
+        settings: CopySettings,
+        sources: BTreeMap<String, Source>,
+        transport: Transport,
+    ) -> Self {
         Cloner {
             settings,
+            transport,
             sources,
             job: SyncMutex::new(None),
             report: Arc::new(SyncMutex::new(None)),
@@ -393,12 +401,16 @@ impl Cloner {
     async fn copy(&self, req: &CloneRequest, dirs: &Dirs) -> Result<(String, String), String> {
         let source = &self.sources[&req.source];
         let addr = self.settings.agents[&req.source];
-        let client = reqwest::Client::builder()
+        // The backup routes take the replication account by basic authentication, which
+        // replaces the agents' token this client would otherwise send.
+        let client = self
+            .transport
+            .client(Channel::Agent)
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(120))
             .build()
             .map_err(|e| format!("building an HTTP client: {e}"))?;
-        let url = format!("http://{addr}{BACKUP_PATH}");
+        let url = self.transport.url(addr, BACKUP_PATH);
         let resp = client
             .get(&url)
             .basic_auth(
@@ -482,7 +494,7 @@ impl Cloner {
             ));
         }
         let report: Option<BackupReport> = match client
-            .get(format!("http://{addr}{BACKUP_REPORT_PATH}"))
+            .get(self.transport.url(addr, BACKUP_REPORT_PATH))
             .basic_auth(
                 &source.replication_user,
                 Some(source.replication_password.expose()),

@@ -14,6 +14,7 @@ use mmm_agent::settings::{self, AgentConfig};
 use mmm_agent::store::Store;
 use mmm_agent::vip::NetlinkVips;
 use mmm_config::{Config, Program};
+use mmm_transport::{Limits, SecretKey, Transport, Want};
 
 /// The mmm-raft agent (MMM 2.2.1's mmm_agentd): VIPs, read_only and replication on this host,
 /// the writer role only under a lease from the monitor group.
@@ -35,7 +36,7 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(1);
 /// How often the local server is pinged.
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
-fn load(args: &Args) -> Result<(Config, AgentConfig), ExitCode> {
+fn load(args: &Args) -> Result<(Config, AgentConfig, Transport), ExitCode> {
     let fail = |e: anyhow::Error| {
         eprintln!("mmm_agentd: {e:#}");
         ExitCode::from(2)
@@ -55,12 +56,14 @@ fn load(args: &Args) -> Result<(Config, AgentConfig), ExitCode> {
     };
     let agent =
         settings::from_config(&config).map_err(|e| fail(anyhow!("{}: {e}", path.display())))?;
-    Ok((config, agent))
+    let transport = Transport::load(&config.socket, &[(SecretKey::Agent, Want::Required)])
+        .map_err(|e| fail(anyhow!("{}: {e}", path.display())))?;
+    Ok((config, agent, transport))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let (config, agent) = match load(&args) {
+    let (config, agent, transport) = match load(&args) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -83,7 +86,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(agent)) {
+    match runtime.block_on(run(agent, transport)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -93,7 +96,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+async fn run(cfg: AgentConfig, transport: Transport) -> anyhow::Result<()> {
     let vips = NetlinkVips::new(&cfg.interface)
         .await
         .with_context(|| format!("cluster_interface '{}'", cfg.interface))?;
@@ -115,7 +118,7 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         ),
         None => {}
     }
-    let monitors = HttpMonitors::new(cfg.monitors.clone(), Duration::from_millis(500))
+    let monitors = HttpMonitors::new(&transport, cfg.monitors.clone(), Duration::from_millis(500))
         .map_err(|e| anyhow!(e))?;
     let store = Store::new(&cfg.state_dir);
     let agent = Arc::new(
@@ -148,14 +151,23 @@ async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let cloner = Arc::new(mmm_agent::clone::Cloner::new(
         cfg.copy.clone(),
         cfg.settings.sources.clone(),
+        transport.clone(),
     ));
     let app = mmm_agent::server::router(agent.clone())
         .merge(mmm_agent::clone::router(agent.clone(), cloner));
-    axum::serve(
+    // A status change may wait for the relay log (catchup_timeout) before it answers.
+    let limits = Limits {
+        request_timeout: cfg.settings.catchup_timeout * 3 + Duration::from_secs(60),
+        ..Limits::default()
+    };
+    mmm_transport::serve(
+        transport,
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app,
+        mmm_agent::server::policy,
+        limits,
+        mmm_agent::signals::until_stop("mmm_agentd"),
     )
-    .with_graceful_shutdown(mmm_agent::signals::until_stop("mmm_agentd"))
     .await
     .context("serving the agent API")?;
     for t in tasks {

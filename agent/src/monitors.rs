@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mmm_core::api::{HostReport, LeaseGrant, LeaseRequest, ReportReply, LEASE_PATH, REPORT_PATH};
+use mmm_transport::{Channel, Transport};
 
 /// How long a request waits for one replica before the next is asked as well.
 pub const HEDGE_AFTER: Duration = Duration::from_millis(100);
@@ -50,13 +51,20 @@ pub trait Monitors: Send + Sync {
 pub struct HttpMonitors {
     replicas: Vec<SocketAddr>,
     client: reqwest::Client,
+    transport: Transport,
     next: AtomicUsize,
 }
 
 impl HttpMonitors {
-    /// The replicas at `replicas`; each request waits at most `timeout` for one replica.
-    pub fn new(replicas: Vec<SocketAddr>, timeout: Duration) -> Result<HttpMonitors, String> {
-        let client = reqwest::Client::builder()
+    /// The replicas at `replicas`, asked with the agents' token (and TLS when configured);
+    /// each request waits at most `timeout` for one replica.
+    pub fn new(
+        transport: &Transport,
+        replicas: Vec<SocketAddr>,
+        timeout: Duration,
+    ) -> Result<HttpMonitors, String> {
+        let client = transport
+            .client(Channel::Agent)
             .connect_timeout(timeout)
             .timeout(timeout)
             .build()
@@ -64,6 +72,7 @@ impl HttpMonitors {
         Ok(HttpMonitors {
             replicas,
             client,
+            transport: transport.clone(),
             next: AtomicUsize::new(0),
         })
     }
@@ -89,7 +98,7 @@ impl HttpMonitors {
             let addr = self.replicas[i];
             let sent = self
                 .client
-                .post(format!("http://{addr}{path}"))
+                .post(self.transport.url(addr, path))
                 .json(body)
                 .send();
             async move {

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::ApiError;
+use mmm_transport::{Access, Roles};
 
 use crate::agent::{uptime_secs, Agent, Refusal};
 use crate::monitors::Monitors;
@@ -20,6 +21,16 @@ use crate::protocol::{
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+
+/// What each route of the agent's listener needs (see `mmm_transport`): the backup routes
+/// check the replication account themselves (the source's agent is asked by another agent);
+/// everything else takes the agents' token.
+pub fn policy(_: &axum::http::Method, path: &str) -> Access {
+    match path {
+        crate::protocol::BACKUP_PATH | crate::protocol::BACKUP_REPORT_PATH => Access::Open,
+        _ => Access::Roles(Roles::AGENT),
+    }
+}
 
 /// The routes, over one agent.
 pub fn router<M, V, N>(agent: Arc<Agent<M, V, N>>) -> Router

@@ -8,7 +8,9 @@
 //! read_only; with no monitor the writer fences itself before its lease ends (VIP gone,
 //! read_only=1, a held client session cannot write); stale epochs and other hosts' requests are
 //! refused; a restarted agent remembers its epoch and status and becomes writer again only
-//! once a lease is granted; a refused renewal fences at once.
+//! once a lease is granted; a refused renewal fences at once. The agent refuses callers
+//! without its token, and sends that token with its lease renewals (the stand-in monitor
+//! grants nothing without it).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -33,6 +35,20 @@ const GRANT: u8 = 0;
 const REFUSE: u8 = 1;
 const LEASE_MS: u64 = 1500;
 
+/// The agents' token, written to `agent_secret_file`.
+fn token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| mmm_testkit::pki::random_token().expect("a token"))
+}
+
+fn transport(token: Option<&str>) -> mmm_transport::Transport {
+    let keys = mmm_transport::Keys {
+        agent: token.map(mmm_config::Secret::new),
+        ..mmm_transport::Keys::default()
+    };
+    mmm_transport::Transport::new(keys, None)
+}
+
 /// The stand-in monitor: grants, refuses, or is not running at all.
 struct Grants {
     mode: Arc<AtomicU8>,
@@ -54,9 +70,19 @@ impl Grants {
                 let app =
                     Router::new().route(
                         LEASE_PATH,
-                        post(move |Json(req): Json<LeaseRequest>| async move {
-                            lease(&m, &l, epoch, req)
-                        }),
+                        post(
+                            move |headers: axum::http::HeaderMap, Json(req): Json<LeaseRequest>| async move {
+                                let sent = headers
+                                    .get(axum::http::header::AUTHORIZATION)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_string();
+                                if sent != format!("Bearer {}", token()) {
+                                    return (StatusCode::UNAUTHORIZED, "no token").into_response();
+                                }
+                                lease(&m, &l, epoch, req)
+                            },
+                        ),
                     );
                 let listener = tokio::net::TcpListener::bind((ip, 9988)).await.unwrap();
                 ready_tx.send(()).unwrap();
@@ -146,7 +172,8 @@ fn write_config(
          <host db2>\n    ip {db2_ip}\n    mode master\n    peer db1\n</host>\n\
          <role writer>\n    hosts db1, db2\n    ips {writer_ip}\n    mode exclusive\n</role>\n\
          <role reader>\n    hosts db1, db2\n    ips {reader_ip}\n    mode balanced\n</role>\n\
-         <monitor_node mon1>\n    ip {mon_ip}\n    port 9988\n</monitor_node>\n",
+         <monitor_node mon1>\n    ip {mon_ip}\n    port 9988\n</monitor_node>\n\
+         <socket>\n    agent_secret_file {secret}\n</socket>\n",
         iface = db1.interface,
         agent_user = mariadb::AGENT_USER,
         agent_pw = mariadb::AGENT_PASSWORD,
@@ -155,6 +182,9 @@ fn write_config(
         state = dir.join("state").display(),
         db1_ip = db1.ip,
         mon_ip = mon.ip,
+        secret = mmm_testkit::pki::write_token(dir, "agent", token())
+            .unwrap()
+            .display(),
     );
     let path = dir.join("mmm_agent.conf");
     std::fs::write(&path, text).unwrap();
@@ -175,13 +205,24 @@ fn status(roles: &[(&str, Ipv4Addr)], epoch: u64) -> AgentStatus {
     }
 }
 
-/// Calls the agent from the monitor's namespace.
+/// Calls the agent from the monitor's namespace, with the agents' token.
 fn call<T: Send>(
     mon: &Host,
     f: impl FnOnce(AgentClient) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send,
 ) -> T {
+    call_with(mon, Some(token()), f)
+}
+
+/// Calls the agent from the monitor's namespace with `token`.
+fn call_with<T: Send>(
+    mon: &Host,
+    token: Option<&str>,
+    f: impl FnOnce(AgentClient) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send,
+) -> T {
+    let transport = transport(token);
     mon.run_async(move || async move {
-        let client = AgentClient::new(Duration::from_secs(1), Duration::from_secs(20)).unwrap();
+        let client =
+            AgentClient::new(&transport, Duration::from_secs(1), Duration::from_secs(20)).unwrap();
         f(client).await
     })
     .unwrap()
@@ -252,6 +293,15 @@ async fn the_writer_holds_its_role_only_under_a_lease() {
         read_only(&db).await,
         "a host that is not the writer is made read-only at start"
     );
+    for wrong in [None, Some("not-the-agents-token-at-all")] {
+        let refused = call_with(&mon, wrong, move |c| {
+            Box::pin(async move { c.ping(agent_addr).await })
+        });
+        assert!(
+            matches!(refused, Err(CallError::Refused { status: 401, .. })),
+            "token {wrong:?}: {refused:?}"
+        );
+    }
 
     // Promotion: a writer status with a lease available.
     let reply = call(&mon, move |c| {

@@ -66,7 +66,12 @@ async fn a_silent_replica_does_not_hold_up_the_grant_of_another() {
     let live = replica(true).await;
     // A per-replica timeout of a minute: asking the replicas one after the other would wait
     // it out on the silent one first.
-    let m = HttpMonitors::new(vec![dead, live], Duration::from_secs(60)).expect("client");
+    let m = HttpMonitors::new(
+        &mmm_transport::Transport::new(Default::default(), None),
+        vec![dead, live],
+        Duration::from_secs(60),
+    )
+    .expect("client");
     let start = Instant::now();
     let grant = tokio::time::timeout(Duration::from_secs(20), m.renew(&request()))
         .await
@@ -82,7 +87,12 @@ async fn a_silent_replica_does_not_hold_up_the_grant_of_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_ends_the_round_and_an_unreachable_group_is_unavailable() {
     let refusing = replica(false).await;
-    let m = HttpMonitors::new(vec![refusing], Duration::from_secs(5)).expect("client");
+    let m = HttpMonitors::new(
+        &mmm_transport::Transport::new(Default::default(), None),
+        vec![refusing],
+        Duration::from_secs(5),
+    )
+    .expect("client");
     match m.renew(&request()).await {
         Err(RenewError::Refused(why)) => assert!(why.contains("epoch 8"), "{why}"),
         other => panic!("expected a refusal, got {other:?}"),
@@ -93,7 +103,12 @@ async fn a_refusal_ends_the_round_and_an_unreachable_group_is_unavailable() {
         let b = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         vec![a.local_addr().expect("a"), b.local_addr().expect("b")]
     };
-    let m = HttpMonitors::new(closed.clone(), Duration::from_secs(5)).expect("client");
+    let m = HttpMonitors::new(
+        &mmm_transport::Transport::new(Default::default(), None),
+        closed.clone(),
+        Duration::from_secs(5),
+    )
+    .expect("client");
     match m.renew(&request()).await {
         Err(RenewError::Unavailable(why)) => {
             for addr in closed {

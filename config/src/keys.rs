@@ -70,18 +70,20 @@ pub(crate) const MONITOR: &[KeySpec] = &[
     key("raft_heartbeat", NONE),
     key("election_timeout_min", NONE),
     key("election_timeout_max", NONE),
-    key("api_secret_file", NONE),
-    key("api_readonly_secret_file", NONE),
-    key("raft_secret_file", NONE),
-    key("agent_secret_file", NONE),
 ];
 
-/// Keys of `<socket>`. The files are required only with `type ssl` (see `validate.rs`).
+/// Keys of `<socket>`: MMM's, whose files are required only with `type ssl` (see
+/// `validate.rs`), then the secret files of the extension (required by the daemons when they
+/// start, see the `mmm-transport` crate).
 pub(crate) const SOCKET: &[KeySpec] = &[
     key("type", NONE),
     key("cert_file", NONE),
     key("key_file", NONE),
     key("ca_file", NONE),
+    key("api_secret_file", NONE),
+    key("api_readonly_secret_file", NONE),
+    key("raft_secret_file", NONE),
+    key("agent_secret_file", NONE),
 ];
 
 /// Keys of `<host NAME>`.

@@ -25,8 +25,9 @@
 //! New keys in `<monitor>`: `node` (which replica this file is for), `data_dir` (default
 //! `/var/lib/mysql-mmm/raft`), `lease` (1.5 s), `lease_renew_interval` (0.3 s), `clock_drift`
 //! (0.01), `raft_heartbeat` (0.1 s), `election_timeout_min` (0.3 s), `election_timeout_max`
-//! (0.5 s), and the optional paths `api_secret_file`, `api_readonly_secret_file`,
-//! `raft_secret_file`, `agent_secret_file`. New sections `<monitor_node NAME>` with `ip`
+//! (0.5 s). New keys in `<socket>`: the secret files `api_secret_file`,
+//! `api_readonly_secret_file`, `raft_secret_file` and `agent_secret_file` (which program needs
+//! which is decided by `mmm-transport` when the program starts). New sections `<monitor_node NAME>` with `ip`
 //! (required) and `port` (default 9988). With monitor nodes, `node` must name one of them (the
 //! monitor requires it) and `<monitor> ip` is no longer required; without them the group is the
 //! single replica at `<monitor> ip:port` (see [`Config::monitor_group`]). New keys in `<host>`

@@ -342,14 +342,6 @@ pub struct Monitor {
     /// for this long after the leader's last heartbeat, so failover takes about this plus one
     /// election round; see BENCHMARKS.md).
     pub election_timeout_max: Duration,
-    /// `api_secret_file` (extension): the token for admin API calls.
-    pub api_secret_file: Option<PathBuf>,
-    /// `api_readonly_secret_file` (extension): the token for read-only API calls.
-    pub api_readonly_secret_file: Option<PathBuf>,
-    /// `raft_secret_file` (extension): the token between monitor replicas.
-    pub raft_secret_file: Option<PathBuf>,
-    /// `agent_secret_file` (extension): the token between monitor and agents.
-    pub agent_secret_file: Option<PathBuf>,
 }
 
 impl Default for Monitor {
@@ -377,10 +369,6 @@ impl Default for Monitor {
             raft_heartbeat: Duration::from_millis(100),
             election_timeout_min: Duration::from_millis(300),
             election_timeout_max: Duration::from_millis(500),
-            api_secret_file: None,
-            api_readonly_secret_file: None,
-            raft_secret_file: None,
-            agent_secret_file: None,
         }
     }
 }
@@ -410,12 +398,6 @@ impl Monitor {
             "raft_heartbeat" => self.raft_heartbeat = value::seconds(text)?,
             "election_timeout_min" => self.election_timeout_min = value::seconds(text)?,
             "election_timeout_max" => self.election_timeout_max = value::seconds(text)?,
-            "api_secret_file" => self.api_secret_file = Some(PathBuf::from(text)),
-            "api_readonly_secret_file" => {
-                self.api_readonly_secret_file = Some(PathBuf::from(text));
-            }
-            "raft_secret_file" => self.raft_secret_file = Some(PathBuf::from(text)),
-            "agent_secret_file" => self.agent_secret_file = Some(PathBuf::from(text)),
             _ => return unknown(key),
         }
         Ok(())
@@ -453,8 +435,17 @@ pub struct Socket {
     pub cert_file: Option<PathBuf>,
     /// `key_file` (required with ssl).
     pub key_file: Option<PathBuf>,
-    /// `ca_file` (required with ssl by the agent and the monitor).
+    /// `ca_file` (required with ssl).
     pub ca_file: Option<PathBuf>,
+    /// `api_secret_file` (extension): the admin token of the monitor API (`mmm_control`).
+    pub api_secret_file: Option<PathBuf>,
+    /// `api_readonly_secret_file` (extension): a token that may only read the monitor API.
+    pub api_readonly_secret_file: Option<PathBuf>,
+    /// `raft_secret_file` (extension): the token between monitor replicas.
+    pub raft_secret_file: Option<PathBuf>,
+    /// `agent_secret_file` (extension): the token between the monitors (and the tools) and the
+    /// agents.
+    pub agent_secret_file: Option<PathBuf>,
 }
 
 impl Default for Socket {
@@ -464,6 +455,10 @@ impl Default for Socket {
             cert_file: None,
             key_file: None,
             ca_file: None,
+            api_secret_file: None,
+            api_readonly_secret_file: None,
+            raft_secret_file: None,
+            agent_secret_file: None,
         }
     }
 }
@@ -475,6 +470,12 @@ impl Socket {
             "cert_file" => self.cert_file = Some(PathBuf::from(text)),
             "key_file" => self.key_file = Some(PathBuf::from(text)),
             "ca_file" => self.ca_file = Some(PathBuf::from(text)),
+            "api_secret_file" => self.api_secret_file = Some(PathBuf::from(text)),
+            "api_readonly_secret_file" => {
+                self.api_readonly_secret_file = Some(PathBuf::from(text));
+            }
+            "raft_secret_file" => self.raft_secret_file = Some(PathBuf::from(text)),
+            "agent_secret_file" => self.agent_secret_file = Some(PathBuf::from(text)),
             _ => return unknown(key),
         }
         Ok(())

@@ -68,6 +68,13 @@ pub fn summary(config: &Config, program: Program) -> String {
             ("cert_file", &config.socket.cert_file),
             ("key_file", &config.socket.key_file),
             ("ca_file", &config.socket.ca_file),
+            ("api_secret_file", &config.socket.api_secret_file),
+            (
+                "api_readonly_secret_file",
+                &config.socket.api_readonly_secret_file,
+            ),
+            ("raft_secret_file", &config.socket.raft_secret_file),
+            ("agent_secret_file", &config.socket.agent_secret_file),
         ] {
             if let Some(path) = value {
                 line(&mut out, format!("  {key}: {}", path.display()));
@@ -242,19 +249,6 @@ fn monitor_settings(out: &mut String, monitor: &Monitor) {
             format_seconds(monitor.election_timeout_max)
         ),
     );
-    for (key, value) in [
-        ("api_secret_file", &monitor.api_secret_file),
-        (
-            "api_readonly_secret_file",
-            &monitor.api_readonly_secret_file,
-        ),
-        ("raft_secret_file", &monitor.raft_secret_file),
-        ("agent_secret_file", &monitor.agent_secret_file),
-    ] {
-        if let Some(path) = value {
-            line(out, format!("  {key}: {}", path.display()));
-        }
-    }
 }
 
 fn user(name: &str, user: &Option<String>, password: &Option<Secret>) -> String {

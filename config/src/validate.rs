@@ -152,17 +152,13 @@ impl<'a> Validator<'a> {
         if socket.kind != SocketType::Ssl {
             return;
         }
-        let mut wanted: Vec<(&'static str, bool)> = Vec::new();
-        if matches!(
-            self.program,
-            Program::Agent | Program::Control | Program::Monitor
-        ) {
-            wanted.push(("cert_file", socket.cert_file.is_some()));
-            wanted.push(("key_file", socket.key_file.is_some()));
-        }
-        if matches!(self.program, Program::Agent | Program::Monitor) {
-            wanted.push(("ca_file", socket.ca_file.is_some()));
-        }
+        // MMM's control did not need ca_file, as it never checked the monitor's certificate;
+        // ours does, and the tools talk to the agents, so every program needs all three.
+        let wanted = [
+            ("cert_file", socket.cert_file.is_some()),
+            ("key_file", socket.key_file.is_some()),
+            ("ca_file", socket.ca_file.is_some()),
+        ];
         for (key, _) in wanted.into_iter().filter(|(_, present)| !present) {
             self.errors.push(Error::RequiredBecause {
                 at: self.origins.key_or_section(SectionKind::Socket, "", "type"),

@@ -383,15 +383,22 @@ fn ssl_socket_requires_its_files() {
             ),
         ]
     );
-    // mmm_control needs no CA file (reference 1.12).
+    // MMM's mmm_control needed no CA file (reference 1.12); ours checks the monitor's
+    // certificate against it, so it needs one too.
     let text = format!(
         "{COMMON}{MONITOR}<socket>\n    type ssl\n    cert_file c\n    key_file k\n</socket>\n"
     );
-    ok(load_memory(
-        &[("mmm_mon.conf", &text)],
-        "mmm_mon.conf",
-        Program::Control,
-    ));
+    let line = line_of(&text, "type ssl");
+    assert_eq!(
+        messages(load_memory(
+            &[("mmm_mon.conf", &text)],
+            "mmm_mon.conf",
+            Program::Control
+        )),
+        vec![format!(
+            "mmm_mon.conf:{line}: <socket>: key 'ca_file' is required because 'type' is 'ssl'"
+        )]
+    );
 }
 
 #[test]

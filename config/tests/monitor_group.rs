@@ -71,15 +71,15 @@ fn three_node_group_file_parses_with_its_settings() {
     assert_eq!(monitor.election_timeout_min, Duration::from_millis(300));
     assert_eq!(monitor.election_timeout_max, Duration::from_millis(600));
     assert_eq!(
-        monitor.api_secret_file,
+        config.socket.api_secret_file,
         Some(PathBuf::from("/etc/mysql-mmm/api.secret"))
     );
-    assert_eq!(monitor.api_readonly_secret_file, None);
+    assert_eq!(config.socket.api_readonly_secret_file, None);
     assert_eq!(
-        monitor.raft_secret_file,
+        config.socket.raft_secret_file,
         Some(PathBuf::from("/etc/mysql-mmm/raft.secret"))
     );
-    assert_eq!(monitor.agent_secret_file, None);
+    assert_eq!(config.socket.agent_secret_file, None);
     assert_eq!(config.warnings, vec![]);
 
     // mmm_control reads the same file and needs no <monitor> ip either.

@@ -39,9 +39,9 @@ impl Address {
         self.port
     }
 
-    /// The URL of `path` on this replica's HTTP API.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}:{}{path}", self.host, self.port)
+    /// The URL of `path` on this replica's HTTP API (`scheme` is `http` or `https`).
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://{}:{}{path}", self.host, self.port)
     }
 }
 
@@ -223,7 +223,7 @@ mod tests {
     fn socket_addresses_convert_with_brackets_for_ipv6() -> Result<(), std::net::AddrParseError> {
         let v4: SocketAddr = "127.0.0.1:9988".parse()?;
         assert_eq!(
-            Address::from(v4).url("/healthz"),
+            Address::from(v4).url("http", "/healthz"),
             "http://127.0.0.1:9988/healthz"
         );
         let v6: SocketAddr = "[::1]:9988".parse()?;

@@ -23,6 +23,7 @@ use reqwest::{StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use crate::replicas::Replica;
+use mmm_transport::{Channel, Transport};
 
 /// How long one connection attempt may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -80,21 +81,25 @@ pub struct Client {
     http: Http,
     deadline: Instant,
     timeout: Duration,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl Client {
-    /// A client whose requests must all be done within `timeout` from now.
-    pub fn new(timeout: Duration) -> Result<Client, reqwest::Error> {
-        let http = Http::builder()
+    /// A client with the API token and TLS settings of `transport` whose requests must all be
+    /// done within `timeout` from now.
+    pub fn new(transport: &Transport, timeout: Duration) -> Result<Client, reqwest::Error> {
+        let http = transport
+            .blocking_client(Channel::Api)
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .user_agent(concat!("mmm_control/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Client {
             http,
             deadline: Instant::now() + timeout,
             timeout,
+            scheme: transport.scheme(),
         })
     }
 
@@ -186,7 +191,7 @@ impl Client {
             Request::Get(path) => path,
             Request::Command(_) => mmm_core::api::COMMAND_PATH,
         };
-        let url = match Url::parse(&replica.address.url(path)) {
+        let url = match Url::parse(&replica.address.url(self.scheme, path)) {
             Ok(url) => url,
             Err(e) => return Attempt::Unreachable(format!("bad URL: {e}")),
         };
@@ -353,7 +358,10 @@ mod tests {
 
     #[test]
     fn a_refused_connection_is_unreachable() -> Result<(), Box<dyn std::error::Error>> {
-        let client = Client::new(Duration::from_secs(5))?;
+        let client = Client::new(
+            &Transport::new(Default::default(), None),
+            Duration::from_secs(5),
+        )?;
         let got: Attempt<serde_json::Value> = client.attempt(
             &replica(dead_addr()?),
             Request::Get("/status"),
@@ -372,7 +380,10 @@ mod tests {
              content-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         );
-        let client = Client::new(Duration::from_secs(5))?;
+        let client = Client::new(
+            &Transport::new(Default::default(), None),
+            Duration::from_secs(5),
+        )?;
         let got: Attempt<serde_json::Value> = client.attempt(
             &replica(answer_once(response)?),
             Request::Get("/status"),
@@ -387,7 +398,10 @@ mod tests {
     fn a_silent_replica_gives_no_reply_within_the_budget() -> Result<(), Box<dyn std::error::Error>>
     {
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let client = Client::new(Duration::from_secs(5))?;
+        let client = Client::new(
+            &Transport::new(Default::default(), None),
+            Duration::from_secs(5),
+        )?;
         let started = Instant::now();
         let got: Attempt<serde_json::Value> = client.attempt(
             &replica(listener.local_addr()?),
@@ -404,7 +418,10 @@ mod tests {
     fn state_changing_commands_are_not_resent_after_a_failure(
     ) -> Result<(), Box<dyn std::error::Error>> {
         let silent = TcpListener::bind("127.0.0.1:0")?;
-        let client = Client::new(Duration::from_millis(500))?;
+        let client = Client::new(
+            &Transport::new(Default::default(), None),
+            Duration::from_millis(500),
+        )?;
         let replicas = [replica(silent.local_addr()?), replica(dead_addr()?)];
         let request = CommandRequest {
             line: "set_passive".into(),
@@ -425,7 +442,10 @@ mod tests {
 
     #[test]
     fn all_replicas_unreachable_means_cannot_connect() -> Result<(), Box<dyn std::error::Error>> {
-        let client = Client::new(Duration::from_secs(5))?;
+        let client = Client::new(
+            &Transport::new(Default::default(), None),
+            Duration::from_secs(5),
+        )?;
         let replicas = [replica(dead_addr()?), replica(dead_addr()?)];
         let mut notes = Vec::new();
         let got: Outcome<serde_json::Value> =

@@ -38,9 +38,10 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 
 use clap::Parser;
-use mmm_config::{Loader, Program};
+use mmm_config::{Config, Loader, Program};
 use mmm_core::api::{reply_is_error, CommandReply, CommandRequest, StateReply, STATE_PATH};
 use mmm_core::Command;
+use mmm_transport::{Keys, Transport};
 
 use crate::cli::Cli;
 use crate::client::{Client, Outcome, Request};
@@ -98,11 +99,24 @@ pub fn run(args: Vec<OsString>, out: &mut dyn Write, err: &mut dyn Write) -> io:
         writeln!(err, "{NO_COMMAND}")?;
         return Ok(EXIT_NO_COMMAND);
     }
-    let replicas = match find_replicas(&cli, cluster.as_deref(), err)? {
-        Some(replicas) => replicas,
+    let (replicas, config) = match find_replicas(&cli, cluster.as_deref(), err)? {
+        Some(found) => found,
         None => return Ok(EXIT_USAGE),
     };
-    let client = match Client::new(cli.timeout) {
+    // Without a configuration (--monitor alone) there is no token: the monitor refuses and
+    // says so.
+    let transport = match config
+        .as_ref()
+        .map(|c| Transport::load_for_control(&c.socket))
+    {
+        None => Transport::new(Keys::default(), None),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            writeln!(err, "mmm_control: {e}")?;
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let client = match Client::new(&transport, cli.timeout) {
         Ok(client) => client,
         Err(e) => {
             writeln!(err, "mmm_control: cannot set up the HTTP client: {e}")?;
@@ -354,27 +368,40 @@ fn check_config(
 }
 
 /// The replicas to ask, or `None` after saying on stderr why there are none.
+/// The replicas to ask, and the configuration when one was read: `--monitor` names the
+/// replicas, and its tokens then come from `--config` if given, else from the default file if
+/// there is one.
 fn find_replicas(
     cli: &Cli,
     cluster: Option<&str>,
     err: &mut dyn Write,
-) -> io::Result<Option<Vec<Replica>>> {
-    if let Some(list) = &cli.monitor {
-        return Ok(Some(replicas::from_list(list)));
-    }
+) -> io::Result<Option<(Vec<Replica>, Option<Config>)>> {
     let loader = Loader::new();
+    if let Some(list) = &cli.monitor {
+        let config = replicas::config_path(&loader, cli.config.as_deref(), cluster)
+            .and_then(|path| replicas::load(&loader, &path));
+        let config = match config {
+            Ok(c) => Some(c),
+            Err(e) if cli.config.is_some() => {
+                writeln!(err, "mmm_control: {e}")?;
+                return Ok(None);
+            }
+            Err(_) => None,
+        };
+        return Ok(Some((replicas::from_list(list), config)));
+    }
     let found = replicas::config_path(&loader, cli.config.as_deref(), cluster).and_then(|path| {
         let config = replicas::load(&loader, &path)?;
-        Ok((replicas::from_config(&config, &path)?, config.warnings))
+        Ok((replicas::from_config(&config, &path)?, config))
     });
     match found {
-        Ok((replicas, warnings)) => {
+        Ok((replicas, config)) => {
             if cli.verbose {
-                for warning in warnings {
+                for warning in &config.warnings {
                     writeln!(err, "mmm_control: {warning}")?;
                 }
             }
-            Ok(Some(replicas))
+            Ok(Some((replicas, Some(config))))
         }
         Err(e) => {
             writeln!(err, "mmm_control: {e}")?;

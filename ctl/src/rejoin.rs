@@ -24,6 +24,7 @@ use mmm_core::api::ApiError;
 use mmm_core::{ClusterState, HostName, HostState};
 use serde::de::DeserializeOwned;
 
+use crate::tools::AgentLink;
 use crate::{EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
 /// How often the clone's progress is read.
@@ -230,26 +231,21 @@ pub fn execute(
             return Ok(EXIT_USAGE);
         }
     };
-    let http = match reqwest::blocking::Client::builder()
-        .timeout(timeout)
-        .build()
-    {
+    let link = match AgentLink::new(config, Some(timeout)) {
         Ok(h) => h,
         Err(e) => {
-            writeln!(out, "ERROR: cannot set up the HTTP client: {e}")?;
+            writeln!(out, "ERROR: {e}")?;
             return Ok(EXIT_ERROR);
         }
     };
+    let http = &link.http;
     match plan {
         Plan::Repoint { master } => {
             let body = Repoint {
                 host: host.to_string(),
                 master: master.clone(),
             };
-            let make = || {
-                http.post(format!("http://{addr}{REPOINT_PATH}"))
-                    .json(&body)
-            };
+            let make = || http.post(link.url(addr, REPOINT_PATH)).json(&body);
             match call_settled::<RepointReply>(host, addr, make, out)? {
                 Ok(r) => {
                     writeln!(
@@ -276,12 +272,12 @@ pub fn execute(
                 out,
                 "Rebuilding '{host}' from '{master}' ({mode}): its data will be replaced."
             )?;
-            let make = || http.post(format!("http://{addr}{CLONE_PATH}")).json(&body);
+            let make = || http.post(link.url(addr, CLONE_PATH)).json(&body);
             if let Err(e) = call_settled::<CloneProgress>(host, addr, make, out)? {
                 writeln!(out, "ERROR: {e}")?;
                 return Ok(EXIT_ERROR);
             }
-            let end = follow(&http, addr, out)?;
+            let end = follow(&link, addr, out)?;
             report(host, master, false, end, out)
         }
     }
@@ -289,7 +285,7 @@ pub fn execute(
 
 /// Follows a clone on the agent at `addr` to its end, printing each new progress line.
 pub fn follow(
-    http: &reqwest::blocking::Client,
+    link: &AgentLink,
     addr: SocketAddr,
     out: &mut dyn Write,
 ) -> io::Result<Result<CloneProgress, String>> {
@@ -297,7 +293,7 @@ pub fn follow(
     let mut failures = 0;
     let started = Instant::now();
     loop {
-        let req = http.get(format!("http://{addr}{CLONE_PATH}"));
+        let req = link.http.get(link.url(addr, CLONE_PATH));
         match agent_call::<CloneProgress>(addr, req).map_err(|f| f.text) {
             Ok(p) => {
                 failures = 0;

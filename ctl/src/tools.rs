@@ -27,6 +27,7 @@ use mmm_agent::protocol::{
     BACKUP_REPORT_PATH, CLONE_PATH, ESTIMATE_HEADER,
 };
 use mmm_config::{Config, Loader, Program};
+use mmm_transport::{Channel, SecretKey, Transport, Want};
 
 use mmm_agent::clone::{MMM_DIR, STATUS_FILE};
 
@@ -115,12 +116,33 @@ pub(crate) fn agent_of(config: &Config, host: &str) -> Result<SocketAddr, String
     Ok(SocketAddr::new(ip, h.agent_port))
 }
 
-fn http(timeout: Option<Duration>) -> Result<reqwest::blocking::Client, String> {
-    reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(timeout)
-        .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {e}"))
+/// An HTTP client for the agents, with their token (and TLS when configured) from
+/// `<socket>`.
+pub struct AgentLink {
+    /// The client.
+    pub http: reqwest::blocking::Client,
+    transport: Transport,
+}
+
+impl AgentLink {
+    /// A client for the agents named in `config`; requests end after `timeout` (`None`: no
+    /// limit, for streams).
+    pub fn new(config: &Config, timeout: Option<Duration>) -> Result<AgentLink, String> {
+        let transport = Transport::load(&config.socket, &[(SecretKey::Agent, Want::Required)])
+            .map_err(|e| e.to_string())?;
+        let http = transport
+            .blocking_client(Channel::Agent)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        Ok(AgentLink { http, transport })
+    }
+
+    /// The URL of `path` on the agent at `addr`.
+    pub fn url(&self, addr: SocketAddr, path: &str) -> String {
+        self.transport.url(addr, path)
+    }
 }
 
 /// Starts a clone (or restore) on the agent of `req.host` and follows it to its end.
@@ -132,19 +154,19 @@ fn run_on_agent(config: &Config, req: &CloneRequest, out: &mut dyn Write) -> std
             return Ok(EXIT_USAGE);
         }
     };
-    let client = match http(Some(Duration::from_secs(30))) {
+    let link = match AgentLink::new(config, Some(Duration::from_secs(30))) {
         Ok(c) => c,
         Err(e) => {
             writeln!(out, "ERROR: {e}")?;
             return Ok(EXIT_ERROR);
         }
     };
-    let sent = client.post(format!("http://{addr}{CLONE_PATH}")).json(req);
+    let sent = link.http.post(link.url(addr, CLONE_PATH)).json(req);
     if let Err(e) = rejoin::agent_call::<CloneProgress>(addr, sent) {
         writeln!(out, "ERROR: {}", e.text)?;
         return Ok(EXIT_ERROR);
     }
-    let end = rejoin::follow(&client, addr, out)?;
+    let end = rejoin::follow(&link, addr, out)?;
     rejoin::report(&req.host, &req.source, req.from_dir.is_some(), end, out)
 }
 
@@ -335,9 +357,10 @@ fn backup(
     }
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir(&stage).map_err(|e| format!("creating {}: {e}", stage.display()))?;
-    let client = http(None)?;
-    let mut resp = client
-        .get(format!("http://{addr}{BACKUP_PATH}"))
+    let link = AgentLink::new(config, None)?;
+    let mut resp = link
+        .http
+        .get(link.url(addr, BACKUP_PATH))
         .basic_auth(&user, Some(password.expose()))
         .send()
         .map_err(|e| format!("asking {host}'s agent at {addr} for a backup: {e}"))?;
@@ -420,8 +443,9 @@ fn backup(
             String::from_utf8_lossy(&done.stderr).trim()
         ));
     }
-    let report: Option<BackupReport> = client
-        .get(format!("http://{addr}{BACKUP_REPORT_PATH}"))
+    let report: Option<BackupReport> = link
+        .http
+        .get(link.url(addr, BACKUP_REPORT_PATH))
         .basic_auth(&user, Some(password.expose()))
         .send()
         .ok()

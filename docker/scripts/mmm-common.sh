@@ -26,4 +26,13 @@ mmm_install_configs() {
         n=$((n + 1))
     done
     [ "${n}" -gt 0 ] || mmm_die "no .conf file in ${MMM_CONFIG_SOURCE}"
+    # The tokens of <socket> (docker/secrets/, made by docker/build-images.sh or ./demo.sh).
+    n=0
+    for f in "${MMM_CONFIG_SOURCE}"/secrets/*.secret; do
+        [ -e "${f}" ] || continue
+        install -m 600 "${f}" "${MMM_CONFIG_DIR}/${f##*/}"
+        n=$((n + 1))
+    done
+    [ "${n}" -gt 0 ] ||
+        mmm_die "no token in ${MMM_CONFIG_SOURCE}/secrets: run docker/build-images.sh or ./demo.sh, which make docker/secrets/"
 }

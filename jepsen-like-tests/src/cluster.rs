@@ -158,25 +158,29 @@ impl Docker {
     }
 }
 
+/// Where the client container keeps the admin token of the monitor API (docker/secrets/).
+pub const API_TOKEN_FILE: &str = "/etc/mysql-mmm/api.secret";
+
 /// The monitor group, over its HTTP API.
 pub struct Monitors {
     http: reqwest::Client,
 }
 
-impl Default for Monitors {
-    fn default() -> Self {
-        Monitors::new()
-    }
-}
-
 impl Monitors {
-    pub fn new() -> Monitors {
+    /// A client that reads with `token` (the API's admin token).
+    pub fn new(token: &str) -> Result<Monitors> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .context("the API token is not a valid header value")?;
+        auth.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, auth);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(1500))
             .no_proxy()
+            .default_headers(headers)
             .build()
-            .unwrap_or_default();
-        Monitors { http }
+            .context("the HTTP client")?;
+        Ok(Monitors { http })
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, addr: &str, path: &str) -> Option<T> {

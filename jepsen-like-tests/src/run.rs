@@ -262,7 +262,11 @@ pub async fn run(opts: Options) -> Result<bool> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;
     let docker = Arc::new(Docker::new(&opts.project).await?);
-    let monitors = Monitors::new();
+    let token = docker
+        .exec("client", &["cat", cluster::API_TOKEN_FILE])
+        .await
+        .context("reading the API token in the client container")?;
+    let monitors = Monitors::new(&token)?;
     let t0 = now();
     say(t0, "waiting for every host ONLINE with one writer");
     let Some(state) = wait_stable(&docker, &monitors, Duration::from_secs(180)).await else {

@@ -1,12 +1,12 @@
 //! Raft RPC between monitor replicas over HTTP.
 //!
 //! Client side: `HttpNetwork` is openraft's network factory. It holds one pooled HTTP client
-//! for all peers, and each RPC is a POST whose body is the request encoded with `codec`, with
+//! for all peers (built by the monitor with its token and TLS settings), and each RPC is a POST whose body is the request encoded with `codec`, with
 //! openraft's deadline (`RPCOption::hard_ttl`) as its timeout. A peer that cannot be reached
 //! is reported as `Unreachable` (openraft backs off), a deadline as `Timeout`.
 //!
 //! Server side: `router` serves `/raft/append`, `/raft/vote` and `/raft/snapshot` on the
-//! monitor's listener. The answer is the encoded `Result` of the local `Raft` call. A body that
+//! monitor's listener, which admits only callers with the replicas' token. The answer is the encoded `Result` of the local `Raft` call. A body that
 //! does not decode gets 400 with the reason; nothing an RPC carries can panic the replica.
 
 use std::time::Duration;
@@ -36,7 +36,7 @@ use crate::TypeConfig;
 pub const RAFT_PATH: &str = "/raft";
 
 /// How long a new connection to a peer may take; openraft's RPC deadline bounds the whole call.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// openraft's network factory: one pooled HTTP client shared by every peer connection.
 #[derive(Clone)]
@@ -45,17 +45,24 @@ pub struct HttpNetwork {
     id: NodeId,
     /// Keeps connections to peers alive between RPCs.
     client: reqwest::Client,
+    /// `http` or `https`.
+    scheme: &'static str,
 }
 
 impl HttpNetwork {
-    /// A network for replica `id`.
-    pub fn new(id: NodeId) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    /// A network for replica `id` whose RPCs go out through `builder` (which carries the
+    /// token and TLS settings) to `scheme` URLs.
+    pub fn new(
+        id: NodeId,
+        builder: reqwest::ClientBuilder,
+        scheme: &'static str,
+    ) -> Result<Self, reqwest::Error> {
+        let client = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
-        Ok(HttpNetwork { id, client })
+        Ok(HttpNetwork { id, client, scheme })
     }
 }
 
@@ -68,6 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
             target,
             node: node.clone(),
             client: self.client.clone(),
+            scheme: self.scheme,
         }
     }
 }
@@ -78,6 +86,7 @@ pub struct PeerClient {
     target: NodeId,
     node: Node,
     client: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl PeerClient {
@@ -95,7 +104,7 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let body = codec::encode("raft request", req).map_err(|e| NetworkError::new(&e))?;
-        let url = format!("http://{}{RAFT_PATH}/{path}", self.node.addr);
+        let url = format!("{}://{}{RAFT_PATH}/{path}", self.scheme, self.node.addr);
         let timeout = option.hard_ttl();
         let sent = self
             .client

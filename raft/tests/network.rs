@@ -35,9 +35,15 @@ async fn start(id: NodeId, listener: tokio::net::TcpListener) -> Replica {
     let dir = tempfile::tempdir().unwrap();
     let (log, sm) = Store::open(dir.path(), common::GROUP).unwrap();
     let reader = sm.reader();
-    let raft = Raft::new(id, config(), HttpNetwork::new(id).unwrap(), log, sm)
-        .await
-        .unwrap();
+    let raft = Raft::new(
+        id,
+        config(),
+        HttpNetwork::new(id, reqwest::Client::builder(), "http").unwrap(),
+        log,
+        sm,
+    )
+    .await
+    .unwrap();
     let app = router(raft.clone());
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -16,9 +16,25 @@ use mmm_agent::client::AgentClient;
 use mmm_agent::protocol::{CloneMode, ClonePhase, CloneProgress, CloneRequest};
 use mmm_testkit::mariadb::{self, MariaDb};
 use mmm_testkit::netns::{Host, Lab};
+use mmm_transport::{Keys, Transport};
 use mysql_async::prelude::Queryable;
 
 pub const HOSTS: [&str; 3] = ["db1", "db2", "db3"];
+
+/// The agents' token of every lab in this process.
+pub fn agent_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| mmm_testkit::pki::random_token().expect("a token"))
+}
+
+/// The test's side of the agents' channel.
+pub fn agent_transport() -> Transport {
+    let keys = Keys {
+        agent: Some(mmm_config::Secret::new(agent_token())),
+        ..Keys::default()
+    };
+    Transport::new(keys, None)
+}
 
 pub fn write_config(dir: &Path, lab: &Lab, this: &str, rcscripts: &[PathBuf]) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -65,6 +81,11 @@ pub fn write_config(dir: &Path, lab: &Lab, this: &str, rcscripts: &[PathBuf]) ->
         r = lab.spare_ip(1),
         mon = lab.host("mon").ip,
     ));
+    let secret = mmm_testkit::pki::write_token(dir, "agent", agent_token()).expect("token file");
+    text.push_str(&format!(
+        "<socket>\n    agent_secret_file {}\n</socket>\n",
+        secret.display()
+    ));
     let path = dir.join(format!("mmm_agent_{this}.conf"));
     std::fs::write(&path, text).expect("config written");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -81,8 +102,12 @@ pub fn call<T: Send + 'static>(
     f: impl FnOnce(AgentClient) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>> + Send,
 ) -> T {
     mon.run_async(move || async move {
-        let client =
-            AgentClient::new(Duration::from_secs(1), Duration::from_secs(20)).expect("HTTP client");
+        let client = AgentClient::new(
+            &agent_transport(),
+            Duration::from_secs(1),
+            Duration::from_secs(20),
+        )
+        .expect("HTTP client");
         f(client).await
     })
     .expect("runs in the monitor's namespace")

@@ -46,6 +46,35 @@ const COMMON: &str = "active_master_role writer
 </role>
 ";
 
+/// The admin token of every group in this process (the HTTP helpers below send it).
+pub fn admin_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| mmm_testkit::pki::random_token().expect("a token"))
+}
+
+/// The read-only API token of every group in this process.
+pub fn readonly_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| mmm_testkit::pki::random_token().expect("a token"))
+}
+
+/// `mmm_common.conf` with the `<socket>` section: the API tokens above, fresh replica and
+/// agent tokens, their files in `dir`.
+fn common(dir: &Path) -> String {
+    let api = mmm_testkit::pki::write_token(dir, "api", admin_token()).expect("token file");
+    let read =
+        mmm_testkit::pki::write_token(dir, "api-readonly", readonly_token()).expect("token file");
+    let (raft, _) = mmm_testkit::pki::token(dir, "raft").expect("token file");
+    let (agent, _) = mmm_testkit::pki::token(dir, "agent").expect("token file");
+    format!(
+        "{COMMON}<socket>\n    api_secret_file {}\n    api_readonly_secret_file {}\n    raft_secret_file {}\n    agent_secret_file {}\n</socket>\n",
+        api.display(),
+        read.display(),
+        raft.display(),
+        agent.display()
+    )
+}
+
 /// Writes `mon{n}.conf` for a group whose members are mon1.. on `ports`.
 pub fn write_config(dir: &Path, n: usize, ports: &[u16], extra: &str) {
     let nodes: String = ports
@@ -95,7 +124,7 @@ impl Group {
     pub fn with_monitor_keys(extra: &str) -> Group {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = [free_port(), free_port(), free_port()];
-        write_private(&dir.path().join("mmm_common.conf"), COMMON);
+        write_private(&dir.path().join("mmm_common.conf"), &common(dir.path()));
         for i in 0..3 {
             write_config(dir.path(), i + 1, &ports, extra);
         }
@@ -181,7 +210,14 @@ impl Drop for Group {
 }
 
 fn client() -> reqwest::Client {
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", admin_token()))
+            .expect("a token is a header value"),
+    );
     reqwest::Client::builder()
+        .default_headers(auth)
         .timeout(Duration::from_secs(2))
         .build()
         .expect("http client")

@@ -24,6 +24,8 @@ use mmm_core::api::{CommandReply, CommandRequest, StateReply, COMMAND_PATH, STAT
 use mmm_core::Failover;
 use mmm_testkit::mariadb::{self, MariaDb};
 use mmm_testkit::netns::{Host, Lab};
+use mmm_testkit::pki::{Pki, Secrets};
+use mmm_transport::{Channel, SecretKey, Transport, Want};
 use mysql_async::prelude::Queryable;
 use tokio::sync::RwLock;
 
@@ -40,6 +42,8 @@ pub struct Tuning {
     pub checks: &'static str,
     /// Extra `<monitor>` lines.
     pub monitor: &'static str,
+    /// `<socket> type ssl` with a throwaway CA (the tokens are always on).
+    pub tls: bool,
 }
 
 impl Default for Tuning {
@@ -47,6 +51,7 @@ impl Default for Tuning {
         Tuning {
             checks: "    check_period 1\n    trap_period 2\n    timeout 1\n",
             monitor: "    lease 1.5\n    lease_renew_interval 0.3\n",
+            tls: false,
         }
     }
 }
@@ -62,6 +67,10 @@ pub struct Cluster {
     agents: Vec<Option<u32>>,
     pub writer_vip: Ipv4Addr,
     pub reader_vips: Vec<Ipv4Addr>,
+    /// The tokens in the `<socket>` section.
+    pub secrets: Secrets,
+    /// The test's own client side: the admin and agent tokens, TLS when the lab has it.
+    transport: Transport,
 }
 
 fn binary(name: &str, env: &str) -> PathBuf {
@@ -77,6 +86,39 @@ fn binary(name: &str, env: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// The tokens (always) and a CA with one certificate for the whole cluster (with `tls`, as
+/// MMM's single `<socket>` section has it), in `dir/pki`; the `<socket>` section naming them;
+/// and the test's own client side, which uses the same files.
+fn channel_security(dir: &Path, tls: bool) -> (Secrets, String, Transport) {
+    let pki_dir = dir.join("pki");
+    let secrets = Secrets::create(&pki_dir).expect("token files");
+    let mut socket_cfg = mmm_config::Socket {
+        api_secret_file: Some(pki_dir.join("api.secret")),
+        agent_secret_file: Some(pki_dir.join("agent.secret")),
+        ..mmm_config::Socket::default()
+    };
+    let socket = if tls {
+        let pki = Pki::new(&pki_dir, "lab").expect("a CA");
+        let issued = pki.issue("cluster").expect("a certificate");
+        socket_cfg.kind = mmm_config::SocketType::Ssl;
+        socket_cfg.ca_file = Some(pki.ca_file.clone());
+        socket_cfg.cert_file = Some(issued.cert_file.clone());
+        socket_cfg.key_file = Some(issued.key_file.clone());
+        pki.socket_section(&issued, &secrets.lines)
+    } else {
+        secrets.socket_section()
+    };
+    let transport = Transport::load(
+        &socket_cfg,
+        &[
+            (SecretKey::Api, Want::Required),
+            (SecretKey::Agent, Want::Required),
+        ],
+    )
+    .expect("the lab's own transport");
+    (secrets, socket, transport)
 }
 
 fn write_private(path: &Path, text: &str) {
@@ -156,6 +198,7 @@ impl Cluster {
         };
         let writer_vip = lab.spare_ip(1);
         let reader_vips = vec![lab.spare_ip(2), lab.spare_ip(3), lab.spare_ip(4)];
+        let (secrets, socket, transport) = channel_security(&dir, tuning.tls);
         let mut c = Cluster {
             lab,
             dbs,
@@ -165,8 +208,10 @@ impl Cluster {
             agents: vec![None; 4],
             writer_vip,
             reader_vips,
+            secrets,
+            transport,
         };
-        c.write_configs(&tuning);
+        c.write_configs(&tuning, &socket);
         for i in 0..4 {
             c.start_agent(i);
         }
@@ -200,7 +245,7 @@ impl Cluster {
         self.lab.host(name)
     }
 
-    fn write_configs(&self, tuning: &Tuning) {
+    fn write_configs(&self, tuning: &Tuning, socket: &str) {
         let d = self.dir.as_path();
         let mut hosts = String::new();
         for (i, db) in DBS.iter().enumerate() {
@@ -243,7 +288,7 @@ impl Cluster {
              </host>\n{hosts}\
              <role writer>\n    hosts db1, db2\n    ips {writer}\n    mode exclusive\n</role>\n\
              <role reader>\n    hosts db2, db3, db4\n    ips {readers}\n    mode balanced\n</role>\n\
-             <check default>\n{checks}</check>\n{nodes}",
+             <check default>\n{checks}</check>\n{nodes}{socket}",
             au = mariadb::AGENT_USER,
             ap = mariadb::AGENT_PASSWORD,
             ru = mariadb::REPL_USER,
@@ -313,6 +358,31 @@ impl Cluster {
         std::fs::read_to_string(self.dir.as_path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
+    /// Fails if any log of the run (monitors, agents) holds a configured password or token.
+    pub fn assert_no_secrets_in_logs(&self) {
+        let passwords = [
+            mariadb::AGENT_PASSWORD,
+            mariadb::REPL_PASSWORD,
+            mariadb::MONITOR_PASSWORD,
+        ];
+        let mut read = 0;
+        for name in MONS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(DBS.iter().map(|d| format!("{d}-agent")))
+        {
+            let text = self.log(&name);
+            read += text.len();
+            for secret in passwords.iter().chain(self.secrets.all().iter()) {
+                assert!(
+                    !text.contains(secret),
+                    "{name}.log holds a configured password or token"
+                );
+            }
+        }
+        assert!(read > 0, "the logs were read");
+    }
+
     /// Every log, for a failure message.
     pub fn logs(&self) -> String {
         let mut out = String::new();
@@ -333,22 +403,31 @@ impl Cluster {
     }
 
     /// Sends a request from the client host to each address in turn until one answers with a
-    /// success and a body that `decode` accepts.
-    async fn fetch<T, D, F>(&self, addrs: Vec<SocketAddr>, decode: D, request: F) -> Option<T>
+    /// success and a body that `decode` accepts. `request` gets the client (with the token of
+    /// `channel`) and the base URL (`http://ADDR` or `https://ADDR`).
+    async fn fetch<T, D, F>(
+        &self,
+        addrs: Vec<SocketAddr>,
+        channel: Channel,
+        decode: D,
+        request: F,
+    ) -> Option<T>
     where
         T: Send + 'static,
         D: Fn(&str) -> Option<T> + Send + 'static,
-        F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder + Send + 'static,
+        F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + 'static,
     {
         let client = self.host("client").clone();
+        let transport = self.transport.clone();
         tokio::task::spawn_blocking(move || {
             client.run_async(move || async move {
-                let http = reqwest::Client::builder()
+                let http = transport
+                    .client(channel)
                     .timeout(Duration::from_secs(8))
                     .build()
                     .ok()?;
                 for addr in addrs {
-                    if let Ok(r) = request(&http, addr).send().await {
+                    if let Ok(r) = request(&http, &transport.url(addr, "")).send().await {
                         if r.status().is_success() {
                             if let Some(v) = r.text().await.ok().as_deref().and_then(&decode) {
                                 return Some(v);
@@ -370,7 +449,58 @@ impl Cluster {
             .collect()
     }
 
-    /// `mmm_control --monitor <the three replicas> ARGS...`, to run on the client host.
+    /// From the client host, with a certificate of another CA and the right tokens: whether
+    /// any monitor or agent answered (with TLS, none may).
+    pub async fn stranger_gets_an_answer(&self) -> bool {
+        let dir = self.dir.as_path().join("stranger");
+        let pki = Pki::new(&dir, "stranger").expect("a CA");
+        let issued = pki.issue("stranger").expect("a certificate");
+        let socket = mmm_config::Socket {
+            kind: mmm_config::SocketType::Ssl,
+            cert_file: Some(issued.cert_file),
+            key_file: Some(issued.key_file),
+            ca_file: Some(pki.ca_file.clone()),
+            ..mmm_config::Socket::default()
+        };
+        let tls = mmm_transport::Tls::load(&socket).expect("the stranger's TLS");
+        let stranger = Transport::new(self.transport.keys().clone(), Some(tls));
+        let targets: Vec<(SocketAddr, Channel, &str)> = self
+            .monitor_addrs()
+            .into_iter()
+            .map(|a| (a, Channel::Api, STATE_PATH))
+            .chain(DBS.iter().map(|d| {
+                (
+                    SocketAddr::new(self.host(d).ip.into(), AGENT_PORT),
+                    Channel::Agent,
+                    METRICS_PATH,
+                )
+            }))
+            .collect();
+        let client = self.host("client").clone();
+        tokio::task::spawn_blocking(move || {
+            client.run_async(move || async move {
+                for (addr, channel, path) in targets {
+                    let Ok(http) = stranger
+                        .client(channel)
+                        .timeout(Duration::from_secs(5))
+                        .build()
+                    else {
+                        continue;
+                    };
+                    if http.get(stranger.url(addr, path)).send().await.is_ok() {
+                        return true;
+                    }
+                }
+                false
+            })
+        })
+        .await
+        .expect("join")
+        .expect("namespace")
+    }
+
+    /// `mmm_control --monitor <the three replicas> ARGS...`, to run on the client host (the
+    /// tokens come from mon1's configuration).
     pub fn control(&self, args: &[&str]) -> std::process::Command {
         let bin = binary("mmm_control", "MMM_CONTROL");
         let mut cmd = Lab::command(&self.host("client").ns, &bin.to_string_lossy());
@@ -379,7 +509,11 @@ impl Cluster {
             .iter()
             .map(ToString::to_string)
             .collect();
-        cmd.arg("--monitor").arg(monitors.join(",")).args(args);
+        cmd.arg("--monitor")
+            .arg(monitors.join(","))
+            .arg("--config")
+            .arg(self.dir.as_path().join("mon1.conf"))
+            .args(args);
         cmd
     }
 
@@ -399,10 +533,11 @@ impl Cluster {
     async fn ask<T, F>(&self, request: F) -> Option<T>
     where
         T: serde::de::DeserializeOwned + Send + 'static,
-        F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder + Send + 'static,
+        F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + 'static,
     {
         self.fetch(
             self.monitor_addrs(),
+            Channel::Api,
             |body| serde_json::from_str(body).ok(),
             request,
         )
@@ -411,16 +546,17 @@ impl Cluster {
 
     /// `/metrics` of a monitor replica (`mon1`...) or of a host's agent (`db1`...).
     pub async fn metrics(&self, name: &str) -> String {
-        let port = if name.starts_with("mon") {
-            MONITOR_PORT
+        let (port, channel) = if name.starts_with("mon") {
+            (MONITOR_PORT, Channel::Api)
         } else {
-            AGENT_PORT
+            (AGENT_PORT, Channel::Agent)
         };
         let addr = SocketAddr::new(self.host(name).ip.into(), port);
         self.fetch(
             vec![addr],
+            channel,
             |body| Some(body.to_string()),
-            |http, addr| http.get(format!("http://{addr}{METRICS_PATH}")),
+            |http, base| http.get(format!("{base}{METRICS_PATH}")),
         )
         .await
         .unwrap_or_default()
@@ -433,7 +569,7 @@ impl Cluster {
             linearizable: false,
         };
         let tried = self
-            .ask(move |http, addr| http.post(format!("http://{addr}{COMMAND_PATH}")).json(&req))
+            .ask(move |http, base| http.post(format!("{base}{COMMAND_PATH}")).json(&req))
             .await;
         tried.unwrap_or_else(|| CommandReply {
             reply: "no monitor replica answered".into(),
@@ -448,7 +584,7 @@ impl Cluster {
     /// The failover history, as `mmm_control history` reads it from any replica.
     pub async fn history(&self) -> Vec<Failover> {
         let reply: Option<StateReply> = self
-            .ask(|http, addr| http.get(format!("http://{addr}{STATE_PATH}")))
+            .ask(|http, base| http.get(format!("{base}{STATE_PATH}")))
             .await;
         reply
             .and_then(|r| r.state)
@@ -908,6 +1044,7 @@ pub async fn fail_over_tuned(
         missing.is_empty(),
         "{name}: acknowledged writes lost: {missing:?}"
     );
+    g.assert_no_secrets_in_logs();
     let shown = g.show().await;
     assert!(
         shown.contains(&format!("{new_writer}("))
