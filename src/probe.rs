@@ -13,6 +13,8 @@
 //!   connect error (`mysql_connect_timeout`); the whole probe within `timeout` + 1 s, else
 //!   `ERROR: Timeout` (the `alarm`). Each probe is a task of its own, so a hung host delays no
 //!   other probe and a driver panic is `UNKNOWN: Error occurred: …` (MMM's answer to a `die`).
+//! - Connections are opened by `mmm_agent::mysql_tls::connect`, the agent's: plain, or TLS
+//!   (certificate not verified) when the server refuses a plain login, remembered per address.
 //!
 //! Deliberate differences from MMM: a NULL `Seconds_Behind_Master` fails rep_backlog with
 //! `ERROR: Backlog is null (replication is not running)` (MMM: `OK: Backlog is null`, §1.15
@@ -621,7 +623,7 @@ where
             .stmt_cache_size(0)
             .max_allowed_packet(Some(MAX_ALLOWED_PACKET))
             .wait_timeout(Some(28_800));
-        let conn = match timeout(connect_timeout, Conn::new(opts)).await {
+        let conn = match timeout(connect_timeout, mmm_agent::mysql_tls::connect(opts)).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Session::ConnectFailed(DbError::connecting(target.ip, &e)),
             Err(_) => {

@@ -8,6 +8,13 @@
 //! [`BackupReport`]. Only the replication account may ask for it: that account can
 //! already read every row through replication, so the stream gives it nothing more. The
 //! password reaches mariabackup through a private options file, never its command line.
+//!
+//! Connections go through [`crate::mysql_tls::connect`] (TLS when the server refuses a plain
+//! login). mariabackup connects over TCP too (`--host`, `--port`); when the local server is
+//! known to need TLS it gets `--ssl` (TLS when offered, certificate not verified). Debian's
+//! MariaDB 10.11 mariabackup has `ssl` on by default already and reaches a server with
+//! `require_secure_transport=ON` without the flag (and one without TLS with it); the flag is
+//! for builds whose default is off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,7 +77,7 @@ pub async fn local_conn(s: &CopySettings) -> Result<mysql_async::Conn, String> {
     .await
 }
 
-/// A connection to `host:port` with `user`.
+/// A connection to `host:port` with `user` (over TLS when the server demands it).
 pub async fn conn_to(
     host: &str,
     port: u16,
@@ -83,7 +90,7 @@ pub async fn conn_to(
         .user(Some(user.to_string()))
         .pass(Some(password.expose().to_string()))
         .prefer_socket(false);
-    match tokio::time::timeout(SQL_TIMEOUT, mysql_async::Conn::new(opts)).await {
+    match tokio::time::timeout(SQL_TIMEOUT, crate::mysql_tls::connect(opts)).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(format!("cannot connect to MySQL at {host}:{port}: {e}")),
         Err(_) => Err(format!(
@@ -192,6 +199,10 @@ pub fn credentials_file(user: &str, password: &Secret) -> String {
     format!("[client]\n{body}[mariabackup]\n{body}")
 }
 
+/// mariabackup's option for a server that demands TLS: TLS (when the server offers it),
+/// the certificate not verified, as for every other connection of the agent.
+pub const MARIABACKUP_TLS_ARG: &str = "--ssl";
+
 /// Writes `text` to `path`, readable by its owner only.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -287,7 +298,9 @@ pub async fn start(
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)
         .map_err(|e| format!("creating {}: {e}", scratch.display()))?;
-    let mut child = tokio::process::Command::new(&s.mariabackup)
+    let mut mariabackup = tokio::process::Command::new(&s.mariabackup);
+    mariabackup
+        // First: mariabackup reads `--defaults-extra-file` only as its first argument.
         .arg(format!("--defaults-extra-file={}", cnf.display()))
         .arg("--backup")
         .arg("--stream=xbstream")
@@ -297,7 +310,12 @@ pub async fn start(
         .arg(format!("--target-dir={}", scratch.display()))
         .arg(format!("--datadir={}", datadir.display()))
         .arg(format!("--host={}", s.mysql_addr.ip()))
-        .arg(format!("--port={}", s.mysql_addr.port()))
+        .arg(format!("--port={}", s.mysql_addr.port()));
+    // The connection just made learned whether the server demands TLS.
+    if crate::mysql_tls::needs_tls(&s.mysql_addr.ip().to_string(), s.mysql_addr.port()) {
+        mariabackup.arg(MARIABACKUP_TLS_ARG);
+    }
+    let mut child = mariabackup
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

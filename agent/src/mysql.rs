@@ -7,7 +7,8 @@
 //!   [`ServerOptions::connect_timeout`], each statement by [`ServerOptions::query_timeout`]
 //!   (waits such as `MASTER_GTID_WAIT` by their own limit plus that), and the server's own
 //!   `lock_wait_timeout` is set to the statement limit so a statement the agent gave up on does
-//!   not stay queued for a lock server-side.
+//!   not stay queued for a lock server-side. Every connection is opened by
+//!   [`crate::mysql_tls::connect`]: plain, or TLS when the server refuses a plain login.
 //! - **Errors.** Connect failures, resets and statements without an answer are
 //!   [`MysqlError::Unreachable`]; server errors are [`MysqlError::Statement`] with the statement
 //!   text. Passwords never appear in errors or logs: `CHANGE MASTER` is shown with
@@ -22,6 +23,11 @@
 //!   [`Server::kill_client_sessions`] follows MMM's `kill_sql`, except that statements that
 //!   write are killed in the first pass like everything else (MMM spared them until the last
 //!   retry, which delayed the fence).
+//! - **Encrypted replication.** Re-pointing a replica (and the catch-up connection) asks the
+//!   new source first, logging in with the replication account: when that login needed TLS or
+//!   the source has `require_secure_transport` on, `CHANGE MASTER` says `MASTER_SSL=1`;
+//!   otherwise the replica's setting is left as it is ([`MasterSsl`]). A MariaDB 10.11 replica
+//!   left with `MASTER_SSL=1` still replicates from a source without TLS (unencrypted).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -335,6 +341,41 @@ pub struct ChangeSource<'a> {
     /// A named replication connection (MariaDB multi-source `CHANGE MASTER 'name' TO`, MySQL
     /// `FOR CHANNEL 'name'`) instead of the default one.
     pub connection: Option<&'a str>,
+    /// TLS on the replication connection.
+    pub ssl: MasterSsl,
+}
+
+/// What `CHANGE MASTER` says about TLS on the replication connection (`MASTER_SSL`, MySQL
+/// 8.0.23+ `SOURCE_SSL`). The server's certificate is not verified either way
+/// (`MASTER_SSL_VERIFY_SERVER_CERT` is left alone: off unless an operator set it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterSsl {
+    /// Nothing: the replica keeps its current setting (what MMM did).
+    Keep,
+    /// `MASTER_SSL=1`: the source refuses unencrypted replication connections.
+    On,
+}
+
+impl MasterSsl {
+    /// What to append to a MariaDB (or MySQL before 8.0.23) `CHANGE MASTER TO`: nothing or
+    /// `, MASTER_SSL=1`.
+    pub fn clause(self) -> &'static str {
+        match self {
+            MasterSsl::Keep => "",
+            MasterSsl::On => ", MASTER_SSL=1",
+        }
+    }
+}
+
+/// Decides [`MasterSsl`] from what the source said: whether a login with the replication
+/// account needed TLS, and its `require_secure_transport` (absent on servers that lack it).
+pub fn master_ssl(login_needed_tls: bool, require_secure_transport: Option<&str>) -> MasterSsl {
+    let on = |v: &str| matches!(v.trim().to_ascii_uppercase().as_str(), "ON" | "1" | "YES");
+    if login_needed_tls || require_secure_transport.is_some_and(on) {
+        MasterSsl::On
+    } else {
+        MasterSsl::Keep
+    }
 }
 
 /// `CHANGE MASTER TO ...` (MariaDB, MySQL before 8.0.23) or `CHANGE REPLICATION SOURCE TO ...`
@@ -357,6 +398,9 @@ pub fn change_source_sql(flavor: Flavor, to: &ChangeSource<'_>) -> Sql {
             to.port,
             quote(to.user),
         );
+        if to.ssl == MasterSsl::On {
+            s.push_str(&format!(", {k}_SSL=1"));
+        }
         match &to.positioning {
             Positioning::SlavePos => s.push_str(", MASTER_USE_GTID=slave_pos"),
             Positioning::SlavePosDemote => {
@@ -386,6 +430,19 @@ pub fn change_source_sql(flavor: Flavor, to: &ChangeSource<'_>) -> Sql {
         text: build(&quote(to.password.expose())),
         shown: build("'<redacted>'"),
         secret: Some(to.password.clone()),
+    }
+}
+
+/// `CHANGE MASTER TO MASTER_SSL=1` alone (MySQL 8.0.23+: `CHANGE REPLICATION SOURCE TO
+/// SOURCE_SSL=1`), which keeps the replica's source, position and relay log; `None` for
+/// [`MasterSsl::Keep`]. MySQL path: unit-tested only.
+pub fn ssl_change_sql(flavor: Flavor, ssl: MasterSsl) -> Option<String> {
+    match ssl {
+        MasterSsl::Keep => None,
+        MasterSsl::On if flavor.mysql_at_least((8, 0, 23)) => {
+            Some("CHANGE REPLICATION SOURCE TO SOURCE_SSL=1".to_string())
+        }
+        MasterSsl::On => Some("CHANGE MASTER TO MASTER_SSL=1".to_string()),
     }
 }
 
@@ -832,7 +889,12 @@ impl Connector {
     }
 
     async fn connect(&self) -> Result<Conn, MysqlError> {
-        match timeout(self.connect_timeout, Conn::new(self.opts.clone())).await {
+        match timeout(
+            self.connect_timeout,
+            crate::mysql_tls::connect(self.opts.clone()),
+        )
+        .await
+        {
             Ok(Ok(conn)) => {
                 debug!(addr = %self.addr, id = conn.id(), "connected to MySQL");
                 Ok(conn)
@@ -1402,6 +1464,16 @@ impl Server {
         )
     }
 
+    /// [`replication_ssl`] with this handle's limits.
+    async fn source_ssl(&self, source: &Source) -> MasterSsl {
+        replication_ssl(
+            source,
+            self.connector.connect_timeout,
+            self.connector.query_timeout,
+        )
+        .await
+    }
+
     /// The new master's current binlog coordinate, read with the agent's account there.
     async fn source_binlog_position(&self, source: &Source) -> Result<BinlogPos, MysqlError> {
         let connector = self.peer_connector(source);
@@ -1454,6 +1526,7 @@ impl Server {
     ) -> Result<(), MysqlError> {
         let [start, _, _, show] = named_connection_sql(flavor, CATCHUP_CONNECTION);
         let (slave_pos, binlog_pos) = lease.gtid_slave_and_binlog_pos().await?;
+        let ssl = self.source_ssl(peer).await;
         let change = change_source_sql(
             flavor,
             &ChangeSource {
@@ -1463,6 +1536,7 @@ impl Server {
                 password: &peer.replication_password,
                 positioning: mariadb_gtid_positioning(flavor, &slave_pos, &binlog_pos),
                 connection: Some(CATCHUP_CONNECTION),
+                ssl,
             },
         );
         lease.exec(&change).await?;
@@ -1498,13 +1572,15 @@ impl Server {
         }
     }
 
-    /// `CHANGE MASTER TO` the source, by GTID (`gtid`) or at its current binlog position.
+    /// `CHANGE MASTER TO` the source, by GTID (`gtid`) or at its current binlog position,
+    /// with `ssl`.
     async fn change_source(
         &self,
         lease: &mut Lease<'_>,
         flavor: Flavor,
         source: &Source,
         gtid: Option<Positioning>,
+        ssl: MasterSsl,
     ) -> Result<Repointed, MysqlError> {
         let (positioning, outcome) = match gtid {
             Some(p) => (p, Repointed::Gtid),
@@ -1522,10 +1598,60 @@ impl Server {
                 password: &source.replication_password,
                 positioning,
                 connection: None,
+                ssl,
             },
         );
         lease.exec(&change).await?;
         Ok(outcome)
+    }
+}
+
+/// How a replication connection to `source` is to be encrypted ([`master_ssl`]): logs in
+/// there with the replication account, as the IO thread will (connecting within
+/// `connect_timeout`, the statement within `query_timeout`), and reads
+/// `require_secure_transport`. A source that cannot be asked (logged) gets what
+/// an earlier login learned ([`crate::mysql_tls::needs_tls`]), else [`MasterSsl::Keep`].
+pub async fn replication_ssl(
+    source: &Source,
+    connect_timeout: Duration,
+    query_timeout: Duration,
+) -> MasterSsl {
+    let connector = Connector::new(
+        &Endpoint::Tcp {
+            host: source.host.clone(),
+            port: source.port,
+        },
+        &source.replication_user,
+        &source.replication_password,
+        connect_timeout,
+        query_timeout,
+    );
+    let asked = async {
+        let mut lease = Lease::open(&connector).await?;
+        let vars = lease.variables(&["require_secure_transport"]).await?;
+        lease.close().await;
+        Ok::<_, MysqlError>(vars)
+    }
+    .await;
+    let learned = crate::mysql_tls::needs_tls(&source.host, source.port);
+    match asked {
+        Ok(vars) => master_ssl(
+            learned,
+            vars.get("require_secure_transport").map(String::as_str),
+        ),
+        Err(e) => {
+            warn!(
+                source = %source.name,
+                addr = %connector.addr,
+                error = %redact_all(&e.to_string(), source),
+                "could not ask the source whether replication must be encrypted"
+            );
+            if learned {
+                MasterSsl::On
+            } else {
+                MasterSsl::Keep
+            }
+        }
     }
 }
 
@@ -1885,7 +2011,8 @@ impl Mysql for Server {
     /// re-pointing goes on, since the new master sends whatever was not applied; by
     /// file/position it is an error, since the relay log is discarded), `STOP SLAVE`,
     /// `CHANGE MASTER TO`, `START SLAVE`, then both threads are checked to run
-    /// (`Last_IO_Error`/`Last_SQL_Error` reported otherwise).
+    /// (`Last_IO_Error`/`Last_SQL_Error` reported otherwise). Before `STOP SLAVE` the source
+    /// is asked whether replication must be encrypted ([`replication_ssl`]: `MASTER_SSL`).
     ///
     /// `Auto` uses GTID when this server has GTID state (MariaDB: `gtid_slave_pos` or
     /// `gtid_binlog_pos` not empty, see [`mariadb_gtid_positioning`]; MySQL: `gtid_mode=ON`).
@@ -1905,6 +2032,12 @@ impl Mysql for Server {
                 if !(r.io_running && r.sql_running) {
                     // Pointed there by an earlier attempt whose START SLAVE failed (the new
                     // master lacked this replica's last GTID while catching up): start again.
+                    // The IO thread may also have been refused for want of TLS (pointed there
+                    // without it, or the master demands it since): set MASTER_SSL first.
+                    if let Some(change) = ssl_change_sql(flavor, self.source_ssl(source).await) {
+                        lease.exec(&Sql::plain(flavor.stop_replica())).await?;
+                        lease.exec(&Sql::plain(change)).await?;
+                    }
                     lease.exec(&Sql::plain(flavor.start_replica())).await?;
                     self.verify_running(&mut lease, flavor, source).await?;
                     info!(addr = %self.connector.addr, source = %source.name, "replication from the new master started");
@@ -1950,8 +2083,13 @@ impl Mysql for Server {
         let was_running = current
             .as_ref()
             .is_some_and(|r| r.io_running || r.sql_running);
+        // Asked before replication stops: the stop lasts no longer than it must.
+        let ssl = self.source_ssl(source).await;
         lease.exec(&Sql::plain(flavor.stop_replica())).await?;
-        let outcome = match self.change_source(&mut lease, flavor, source, gtid).await {
+        let outcome = match self
+            .change_source(&mut lease, flavor, source, gtid, ssl)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 // Leave replication as it was found (the old source, still configured).
@@ -1965,7 +2103,7 @@ impl Mysql for Server {
         };
         lease.exec(&Sql::plain(flavor.start_replica())).await?;
         self.verify_running(&mut lease, flavor, source).await?;
-        info!(addr = %self.connector.addr, source = %source.name, how = ?outcome, "re-pointed");
+        info!(addr = %self.connector.addr, source = %source.name, how = ?outcome, ssl = ?ssl, "re-pointed");
         Ok(outcome)
     }
 
@@ -2065,6 +2203,10 @@ mod tests {
     }
 
     fn change(f: Flavor, positioning: Positioning) -> Sql {
+        change_with_ssl(f, positioning, MasterSsl::Keep)
+    }
+
+    fn change_with_ssl(f: Flavor, positioning: Positioning, ssl: MasterSsl) -> Sql {
         let password = Secret::new("s3cr'et");
         change_source_sql(
             f,
@@ -2075,8 +2217,81 @@ mod tests {
                 password: &password,
                 positioning,
                 connection: None,
+                ssl,
             },
         )
+    }
+
+    #[test]
+    fn change_master_asks_for_tls_only_when_the_source_requires_it() {
+        let on = change_with_ssl(MARIADB, Positioning::SlavePos, MasterSsl::On);
+        assert_eq!(
+            on.text(),
+            "CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3307, MASTER_USER='repl', \
+             MASTER_PASSWORD='s3cr\\'et', MASTER_SSL=1, MASTER_USE_GTID=slave_pos"
+        );
+        assert_eq!(
+            on.shown(),
+            "CHANGE MASTER TO MASTER_HOST='10.0.0.2', MASTER_PORT=3307, MASTER_USER='repl', \
+             MASTER_PASSWORD='<redacted>', MASTER_SSL=1, MASTER_USE_GTID=slave_pos"
+        );
+        let file = change_with_ssl(
+            MARIADB,
+            Positioning::File(BinlogPos {
+                file: "mysql-bin.000003".into(),
+                pos: 4,
+            }),
+            MasterSsl::On,
+        );
+        assert!(file.text().contains(
+            "MASTER_PASSWORD='s3cr\\'et', MASTER_SSL=1, MASTER_LOG_FILE='mysql-bin.000003'"
+        ));
+        // Keep: the statement MMM sent, nothing about TLS.
+        assert!(!change(MARIADB, Positioning::SlavePos)
+            .text()
+            .contains("SSL"));
+        // MySQL path: unit-tested only.
+        assert!(
+            change_with_ssl(MYSQL_8036, Positioning::AutoPosition, MasterSsl::On)
+                .shown()
+                .contains("SOURCE_PASSWORD='<redacted>', SOURCE_SSL=1, SOURCE_AUTO_POSITION=1")
+        );
+        assert!(
+            change_with_ssl(MYSQL_57, Positioning::AutoPosition, MasterSsl::On)
+                .shown()
+                .contains("MASTER_PASSWORD='<redacted>', MASTER_SSL=1, MASTER_AUTO_POSITION=1")
+        );
+    }
+
+    #[test]
+    fn tls_for_replication_follows_what_the_source_says() {
+        use MasterSsl::{Keep, On};
+        // A TLS-only source: `require_secure_transport`, or a replication account that
+        // needed TLS to log in (`REQUIRE SSL`).
+        assert_eq!(master_ssl(false, Some("ON")), On);
+        assert_eq!(master_ssl(false, Some("1")), On);
+        assert_eq!(master_ssl(true, Some("OFF")), On);
+        assert_eq!(master_ssl(true, None), On);
+        // TLS not demanded: the replica's setting stays.
+        assert_eq!(master_ssl(false, Some("OFF")), Keep);
+        // Nothing known (a server without the variable): unchanged.
+        assert_eq!(master_ssl(false, None), Keep);
+        assert_eq!(On.clause(), ", MASTER_SSL=1");
+        assert_eq!(Keep.clause(), "");
+        assert_eq!(
+            ssl_change_sql(MARIADB, On).as_deref(),
+            Some("CHANGE MASTER TO MASTER_SSL=1")
+        );
+        assert_eq!(ssl_change_sql(MARIADB, Keep), None);
+        // MySQL path: unit-tested only.
+        assert_eq!(
+            ssl_change_sql(MYSQL_8036, On).as_deref(),
+            Some("CHANGE REPLICATION SOURCE TO SOURCE_SSL=1")
+        );
+        assert_eq!(
+            ssl_change_sql(MYSQL_57, On).as_deref(),
+            Some("CHANGE MASTER TO MASTER_SSL=1")
+        );
     }
 
     #[test]
@@ -2165,6 +2380,7 @@ mod tests {
                     password: &password,
                     positioning: Positioning::SlavePos,
                     connection: Some(CATCHUP_CONNECTION),
+                    ssl: MasterSsl::Keep,
                 },
             )
         };
@@ -2273,6 +2489,7 @@ mod tests {
                 password: &password,
                 positioning: Positioning::SlavePos,
                 connection: None,
+                ssl: MasterSsl::On,
             },
         );
         let message = "You have an error in your SQL syntax near 'hunter2' MASTER_USE_GTID";

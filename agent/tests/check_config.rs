@@ -1,13 +1,17 @@
 //! `mmm_agentd --check-config`: the seed document's MMM files, as an MMM user has them, are
-//! refused with what to add (the agent must know the monitor replicas to ask for its lease);
-//! with a monitor node added they are summarised without passwords and exit 0; world-readable
-//! files are refused as MMM did.
+//! refused with what to add (the agent must know the monitor replicas to ask for its lease,
+//! and needs the agents' token); with a monitor node and the token added they are summarised
+//! without passwords and exit 0; world-readable files are refused as MMM did.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
 fn seed_dir(mode: u32, monitor_node: bool) -> tempfile::TempDir {
+    seed_dir_with(mode, monitor_node, monitor_node)
+}
+
+fn seed_dir_with(mode: u32, monitor_node: bool, token: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/data/seed");
     for f in ["mmm_common.conf", "mmm_agent.conf"] {
@@ -23,6 +27,19 @@ fn seed_dir(mode: u32, monitor_node: bool) -> tempfile::TempDir {
         writeln!(
             common,
             "<monitor_node mon1>\n    ip 192.168.137.20\n</monitor_node>"
+        )
+        .expect("append");
+    }
+    if token {
+        let (path, _) = mmm_testkit::pki::token(dir.path(), "agent").expect("token file");
+        let mut common = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("mmm_common.conf"))
+            .expect("open common");
+        writeln!(
+            common,
+            "<socket>\n    agent_secret_file {}\n</socket>",
+            path.display()
         )
         .expect("append");
     }
@@ -71,4 +88,16 @@ fn world_readable_files_are_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is world readable!"), "{err}");
+}
+
+#[test]
+fn without_the_agents_token_the_agent_says_how_to_make_one() {
+    let out = check(&seed_dir_with(0o600, true, false));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("<socket> agent_secret_file is not set"),
+        "{err}"
+    );
+    assert!(err.contains("chmod 600"), "{err}");
 }

@@ -59,7 +59,6 @@ impl HttpNetwork {
     ) -> Result<Self, reqwest::Error> {
         let client = builder
             .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;
         Ok(HttpNetwork { id, client, scheme })

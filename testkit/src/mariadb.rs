@@ -9,6 +9,8 @@
 //! bound by `read_only`) and [`MONITOR_USER`] (the monitor's checks). Helpers set up
 //! replication ([`MariaDb::replicate_from`]), wait for it ([`MariaDb::sync_with`]), and break
 //! the server ([`MariaDb::kill9`], [`MariaDb::freeze`]).
+//! [`MariaDb::start_tls`] gives a server a certificate from a throwaway CA (`crate::pki`,
+//! files in its directory) and, if asked, `require_secure_transport=ON`.
 //! Dropping it kills the server and removes the directory.
 //!
 //! A missing `mariadbd` is an error telling to install `mariadb-server`; nothing is skipped.
@@ -157,22 +159,61 @@ pub struct MariaDb {
     place: Option<(String, Ipv4Addr)>,
     /// Extra `mariadbd` options for every later start, as a my.cnf would give them.
     options: Vec<String>,
+    /// Its certificate, when it offers TLS.
+    tls: Option<TlsFiles>,
+    /// `require_secure_transport=ON`: the kit's own connections use the Unix socket.
+    secure_only: bool,
+}
+
+/// A test server's TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The throwaway CA's certificate (`--ssl-ca`).
+    pub ca_file: PathBuf,
+    /// The server's certificate (`--ssl-cert`), for `localhost` and 127.0.0.1.
+    pub cert_file: PathBuf,
+    /// Its key (`--ssl-key`).
+    pub key_file: PathBuf,
+}
+
+impl TlsFiles {
+    /// The `mariadbd` options that make a server offer TLS with these files.
+    pub fn options(&self) -> Vec<String> {
+        vec![
+            format!("--ssl-ca={}", self.ca_file.display()),
+            format!("--ssl-cert={}", self.cert_file.display()),
+            format!("--ssl-key={}", self.key_file.display()),
+        ]
+    }
 }
 
 impl MariaDb {
     /// Initializes a data directory and starts a server with this `server_id`; returns once it
     /// accepts connections.
     pub async fn start(server_id: u32) -> Result<MariaDb> {
-        Self::start_placed(server_id, None).await
+        Self::start_placed(server_id, None, None).await
+    }
+
+    /// Like [`MariaDb::start`], but the server offers TLS with a certificate from a throwaway
+    /// CA made for it, and with `require_secure_transport` it refuses every TCP login that is
+    /// not encrypted (the Unix socket still counts as secure, so the kit's own connections use
+    /// it, as `root`).
+    pub async fn start_tls(server_id: u32, require_secure_transport: bool) -> Result<MariaDb> {
+        Self::start_placed(server_id, None, Some(require_secure_transport)).await
     }
 
     /// Like [`MariaDb::start`], but the server runs in network namespace `ns` and listens on
     /// `ip:3306` there. Its Unix socket ([`MariaDb::root_opts`]) still reaches it from anywhere.
     pub async fn start_in(server_id: u32, ns: &str, ip: Ipv4Addr) -> Result<MariaDb> {
-        Self::start_placed(server_id, Some((ns.to_string(), ip))).await
+        Self::start_placed(server_id, Some((ns.to_string(), ip)), None).await
     }
 
-    async fn start_placed(server_id: u32, place: Option<(String, Ipv4Addr)>) -> Result<MariaDb> {
+    /// `tls`: offer TLS, and whether to require it (`require_secure_transport`).
+    async fn start_placed(
+        server_id: u32,
+        place: Option<(String, Ipv4Addr)>,
+        tls: Option<bool>,
+    ) -> Result<MariaDb> {
         check_installed()?;
         let dir = tempfile::Builder::new()
             .prefix("mmm-mariadb-")
@@ -233,7 +274,13 @@ impl MariaDb {
             child: None,
             place,
             options: Vec::new(),
+            tls: None,
+            secure_only: false,
         };
+        if let Some(require) = tls {
+            server.make_tls_files()?;
+            server.secure_only = require;
+        }
         if server.place.is_some() {
             server.port = 3306;
             server.launch().await?;
@@ -282,6 +329,40 @@ impl MariaDb {
         Err(last.unwrap_or_else(|| anyhow!("no free port")))
     }
 
+    /// A throwaway CA and a certificate for the server, in its directory.
+    fn make_tls_files(&mut self) -> Result<()> {
+        let dir = self.dir.path().join("tls");
+        let ca = crate::pki::Pki::new(&dir, "mariadb-test").context("making a test CA")?;
+        let issued = ca
+            .issue("mariadb")
+            .context("issuing the server's certificate")?;
+        self.tls = Some(TlsFiles {
+            ca_file: ca.ca_file.clone(),
+            cert_file: issued.cert_file,
+            key_file: issued.key_file,
+        });
+        Ok(())
+    }
+
+    /// Its TLS files, when it offers TLS.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
+    }
+
+    /// Whether it runs with `require_secure_transport=ON`.
+    pub fn secure_only(&self) -> bool {
+        self.secure_only
+    }
+
+    /// Restarts it without TLS (no certificate, `require_secure_transport` off): a server
+    /// that stopped offering TLS.
+    pub async fn restart_without_tls(&mut self) -> Result<()> {
+        self.stop().await?;
+        self.tls = None;
+        self.secure_only = false;
+        self.launch().await
+    }
+
     /// The `mariadbd` command line for this server (without the namespace wrapper).
     fn server_args(&self) -> Vec<String> {
         let dir = self.dir.path();
@@ -322,6 +403,12 @@ impl MariaDb {
             ]
             .map(String::from),
         );
+        if let Some(tls) = &self.tls {
+            args.extend(tls.options());
+        }
+        if self.secure_only {
+            args.push("--require-secure-transport=ON".into());
+        }
         args.extend(self.options.iter().cloned());
         args
     }
@@ -553,9 +640,10 @@ impl MariaDb {
     }
 
     /// The kit's own connection: [`AGENT_USER`] over TCP, or `root` over the socket for a
-    /// server in a namespace (its address is not reachable from the test process).
+    /// server in a namespace (its address is not reachable from the test process) or one that
+    /// refuses unencrypted TCP logins.
     async fn kit_conn(&self) -> Result<Conn> {
-        if self.place.is_some() {
+        if self.place.is_some() || self.secure_only {
             self.connect(self.root_opts()).await
         } else {
             self.agent_conn().await
@@ -599,16 +687,22 @@ impl MariaDb {
 
     /// Makes this server replicate from `master` (replication account, connect retry 1 s),
     /// by GTID (`MASTER_USE_GTID=slave_pos`) or from the start of its first binlog
-    /// (`MASTER_USE_GTID=no`), and waits until both threads run.
+    /// (`MASTER_USE_GTID=no`), and waits until both threads run. Encrypted
+    /// (`MASTER_SSL=1`) when the master requires secure transport.
     pub async fn replicate_from(&self, master: &MariaDb, gtid: bool) -> Result<()> {
         let sql = format!(
             "STOP SLAVE; CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, \
-             MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID={}; START SLAVE",
+             MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID={}{}; START SLAVE",
             quote(&master.host()),
             master.port,
             quote(REPL_USER),
             quote(REPL_PASSWORD),
-            if gtid { "slave_pos" } else { "no" }
+            if gtid { "slave_pos" } else { "no" },
+            if master.secure_only {
+                ", MASTER_SSL=1"
+            } else {
+                ""
+            }
         );
         self.exec(&sql)
             .await

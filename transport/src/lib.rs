@@ -30,6 +30,11 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use subtle::ConstantTimeEq;
 
 pub use secret::MIN_TOKEN_LEN;
+
+/// How long a client keeps an idle connection. A listener closes a connection that sends no
+/// request headers for [`Limits::header_timeout`] (10 s), idle ones included; a client that
+/// lets go first never sends on a connection the server is closing.
+pub const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 pub use server::{serve, Access, Limits, Policy};
 pub use tls::Tls;
 
@@ -376,6 +381,7 @@ impl Transport {
     pub fn client(&self, channel: Channel) -> reqwest::ClientBuilder {
         let builder = reqwest::Client::builder()
             .no_proxy()
+            .pool_idle_timeout(CLIENT_IDLE)
             .default_headers(self.headers(channel));
         match &self.inner.tls {
             Some(tls) => builder.use_preconfigured_tls(tls.client.clone()),
@@ -387,6 +393,7 @@ impl Transport {
     pub fn blocking_client(&self, channel: Channel) -> reqwest::blocking::ClientBuilder {
         let builder = reqwest::blocking::Client::builder()
             .no_proxy()
+            .pool_idle_timeout(CLIENT_IDLE)
             .default_headers(self.headers(channel));
         match &self.inner.tls {
             Some(tls) => builder.use_preconfigured_tls(tls.client.clone()),
