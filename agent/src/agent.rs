@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::sync::Mutex as SyncMutex;
 use std::time::Duration;
 
+use mmm_config::CatchupPolicy;
 use mmm_core::api::{HostReport, LeaseRequest};
 use mmm_core::gtid::{self, GtidPos};
 use mmm_core::{AgentStatus, HostMode, HostState, RoleIp, RoleName};
@@ -61,6 +62,8 @@ pub struct Settings {
     pub fence_margin: Duration,
     /// How long a promotion waits for the relay log.
     pub catchup_timeout: Duration,
+    /// What a promotion does when it cannot catch up (`catchup_policy`).
+    pub catchup_policy: CatchupPolicy,
     /// How often to renew before the first grant says otherwise.
     pub renew_every: Duration,
 }
@@ -447,6 +450,16 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 Ok(done) => {
                     inner.caught_up = Some(epoch);
                     tracing::info!(host = %self.settings.host, epoch, "{done}");
+                    log.done(done);
+                }
+                Err(reason) if self.settings.catchup_policy == CatchupPolicy::Promote => {
+                    // The operator chose a writer now over the writes it may lack.
+                    let done = format!(
+                        "not caught up ({reason}); taking writes anyway (catchup_policy promote): \
+                         transactions the old writer or a peer acknowledged may be missing here"
+                    );
+                    inner.caught_up = Some(epoch);
+                    tracing::error!(host = %self.settings.host, epoch, "{done}");
                     log.done(done);
                 }
                 Err(reason) => {

@@ -54,6 +54,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(60);
 /// What is kept free beyond the copy's estimated size.
 const SPACE_MARGIN: u64 = 64 * 1024 * 1024;
+/// Connecting to a server for a statement of the clone job.
+const SQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One query of the clone job that should answer at once.
+const SQL_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A clone in progress or finished.
 struct Job {
@@ -772,14 +776,18 @@ impl Cloner {
             &source.agent_password,
         )
         .await?;
+        // The source logs in to the clone as its replication account: over TLS when the
+        // clone's server requires it.
+        let ssl = crate::mysql::replication_ssl(this, SQL_CONNECT_TIMEOUT, SQL_QUERY_TIMEOUT).await;
         let change = format!(
-            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_LOG_FILE={}, MASTER_LOG_POS={}, MASTER_USE_GTID=no",
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, MASTER_PASSWORD={}, MASTER_CONNECT_RETRY=1, MASTER_LOG_FILE={}, MASTER_LOG_POS={}, MASTER_USE_GTID=no{}",
             quote(&this.host),
             this.port,
             quote(&this.replication_user),
             quote(this.replication_password.expose()),
             quote(&start.file),
             start.pos,
+            ssl.clause(),
         );
         let statements = [
             ("STOP SLAVE", "STOP SLAVE"),

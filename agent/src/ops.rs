@@ -148,7 +148,8 @@ pub struct Source {
     pub host: String,
     /// `mysql_port`.
     pub port: u16,
-    /// `replication_user`.
+    /// `replication_user`: what the IO thread logs in as, and what the agent logs in as first
+    /// to learn whether the source needs TLS for it (`MASTER_SSL=1`).
     pub replication_user: String,
     /// `replication_password`.
     pub replication_password: Secret,

@@ -146,6 +146,7 @@ pub fn from_config(config: &Config) -> Result<AgentConfig, SettingsError> {
         kill_pause: KILL_PAUSE,
         fence_margin: host.fence_margin,
         catchup_timeout: host.catchup_timeout,
+        catchup_policy: host.catchup_policy,
         renew_every,
     };
     let agent_user = host

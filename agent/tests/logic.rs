@@ -15,7 +15,7 @@ use mmm_agent::ops::{
 };
 use mmm_agent::protocol::{SetStatus, WriterState};
 use mmm_agent::store::Store;
-use mmm_config::Secret;
+use mmm_config::{CatchupPolicy, Secret};
 use mmm_core::api::{HostReport, LeaseGrant, LeaseRequest, ReportReply};
 use mmm_core::{AgentStatus, Epoch, HostMode, HostName, HostState, RoleIp, RoleName};
 
@@ -260,14 +260,19 @@ fn settings(mode: HostMode) -> Settings {
         kill_pause: Duration::from_millis(100),
         fence_margin: Duration::from_millis(300),
         catchup_timeout: Duration::from_secs(10),
+        catchup_policy: CatchupPolicy::Wait,
         renew_every: Duration::from_millis(300),
     }
 }
 
 fn agent(world: &Shared, dir: &std::path::Path, mode: HostMode) -> Arc<TestAgent> {
+    agent_with(world, dir, settings(mode))
+}
+
+fn agent_with(world: &Shared, dir: &std::path::Path, settings: Settings) -> Arc<TestAgent> {
     Arc::new(
         Agent::new(
-            settings(mode),
+            settings,
             world.clone(),
             world.clone(),
             world.clone(),
@@ -361,6 +366,53 @@ async fn an_unplanned_promotion_fetches_from_the_peer_furthest_ahead_before_taki
             .done
             .iter()
             .any(|d| d.contains("fetched up to 0-1-102 from db3")),
+        "{reply:?}"
+    );
+    assert_eq!(
+        world.take_ops(),
+        [
+            "catch-up",
+            "fetch 0-1-102 from db3",
+            "renew 1",
+            "read_only=0",
+            "vip+ 10.0.0.100"
+        ]
+    );
+}
+
+/// `catchup_policy promote`: a promotion that cannot fetch what a peer acknowledged takes
+/// writes anyway and says what may be missing (with `wait`, the test above: it holds).
+#[tokio::test(start_paused = true)]
+async fn with_catchup_policy_promote_a_promotion_that_cannot_catch_up_takes_writes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.executed = Some("0-1-100".into());
+        w.read_only = true;
+        w.peer_positions = BTreeMap::from([("db3".to_string(), "0-1-102".to_string())]);
+        w.fetch_fails = true;
+        w.default_grant = Some(Ok(1));
+    });
+    let mut s = settings(HostMode::Master);
+    s.catchup_policy = CatchupPolicy::Promote;
+    let a = agent_with(&world, dir.path(), s);
+    let reply = a
+        .apply(SetStatus {
+            status: writer(1),
+            catch_up_to: None,
+            peers: vec!["db2".into(), "db3".into()],
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(reply.writer, WriterState::Active { .. }),
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .done
+            .iter()
+            .any(|d| d.contains("taking writes anyway") && d.contains("fetching 0-1-102 from db3")),
         "{reply:?}"
     );
     assert_eq!(

@@ -98,6 +98,7 @@ pub(crate) const HOST: &[KeySpec] = &[
     key("state_dir", NONE),
     key("fence_margin", NONE),
     key("catchup_timeout", NONE),
+    key("catchup_policy", NONE),
     key("mysql_port", NONE),
     key("mysql_pidfile", NONE),
     key("mysql_rcscript", NONE),

@@ -27,13 +27,14 @@
 //! (0.01), `raft_heartbeat` (0.1 s), `election_timeout_min` (0.3 s), `election_timeout_max`
 //! (0.5 s). New keys in `<socket>`: the secret files `api_secret_file`,
 //! `api_readonly_secret_file`, `raft_secret_file` and `agent_secret_file` (which program needs
-//! which is decided by `mmm-transport` when the program starts). New sections `<monitor_node NAME>` with `ip`
-//! (required) and `port` (default 9988). With monitor nodes, `node` must name one of them (the
+//! which is decided by `mmm-transport` when the program starts). New sections
+//! `<monitor_node NAME>` with `ip` (required) and `port` (default 9988). With monitor nodes, `node` must name one of them (the
 //! monitor requires it) and `<monitor> ip` is no longer required; without them the group is the
 //! single replica at `<monitor> ip:port` (see [`Config::monitor_group`]). New keys in `<host>`
 //! for the agent: `state_dir` (default `/var/lib/mysql-mmm/agent`, the persisted writer epoch),
-//! `fence_margin` (0.3 s before the lease ends, the writer fences itself) and
-//! `catchup_timeout` (10 s, the relay-log wait of a promotion or a re-pointing). The agent
+//! `fence_margin` (0.3 s before the lease ends, the writer fences itself),
+//! `catchup_timeout` (10 s, the relay-log wait of a promotion or a re-pointing) and
+//! `catchup_policy` (`wait`, or `promote`: take writes even when the catch-up failed). The agent
 //! also needs the monitor nodes (in the common file) to ask for its lease.
 
 #![warn(missing_docs)]
@@ -68,8 +69,8 @@ pub use files::{
     DEFAULT_SEARCH_PATH,
 };
 pub use model::{
-    Check, CheckName, Config, CopyMethod, Host, HostMode, Monitor, MonitorGroup, MonitorMember,
-    MonitorMode, MonitorNode, Role, RoleMode, Socket, SocketType, UnknownWord,
+    CatchupPolicy, Check, CheckName, Config, CopyMethod, Host, HostMode, Monitor, MonitorGroup,
+    MonitorMember, MonitorMode, MonitorNode, Role, RoleMode, Socket, SocketType, UnknownWord,
     IMPLICIT_MONITOR_NODE,
 };
 pub use secret::Secret;

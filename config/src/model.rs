@@ -74,6 +74,19 @@ config_words!(
 );
 
 config_words!(
+    /// `<host> catchup_policy` (extension): what a promotion does when the new writer cannot
+    /// catch up within `catchup_timeout`.
+    CatchupPolicy {
+        /// Stay read-only and try again on every pass until it has caught up: no write the
+        /// old writer or a peer acknowledged is lost, but there is no writer meanwhile.
+        Wait => "wait",
+        /// Take writes anyway, with an error in the log and the status saying what may be
+        /// missing: the writer is back at once, at the risk of losing acknowledged writes.
+        Promote => "promote",
+    }
+);
+
+config_words!(
     /// `<role> mode`.
     RoleMode {
         /// One host holds every IP of the role (the writer).
@@ -510,6 +523,9 @@ pub struct Host {
     /// `catchup_timeout` (extension, agent, default 10 s): how long a promotion or re-pointing
     /// waits for the relay log to be applied before it gives up and reports it.
     pub catchup_timeout: Duration,
+    /// `catchup_policy` (extension, agent, default `wait`): what a promotion does when it cannot
+    /// catch up within `catchup_timeout`.
+    pub catchup_policy: CatchupPolicy,
     /// `mysql_port` (default 3306).
     pub mysql_port: u16,
     /// `mysql_pidfile` (default `/var/run/mysqld/mysqld.pid`).
@@ -574,6 +590,7 @@ impl Host {
             state_dir: PathBuf::from("/var/lib/mysql-mmm/agent"),
             fence_margin: Duration::from_millis(300),
             catchup_timeout: Duration::from_secs(10),
+            catchup_policy: CatchupPolicy::Wait,
             mysql_port: 3306,
             mysql_pidfile: PathBuf::from("/var/run/mysqld/mysqld.pid"),
             mysql_rcscript: PathBuf::from("/etc/init.d/mysql"),
@@ -616,6 +633,9 @@ impl Host {
             "state_dir" => self.state_dir = PathBuf::from(text),
             "fence_margin" => self.fence_margin = value::seconds(text)?,
             "catchup_timeout" => self.catchup_timeout = value::seconds(text)?,
+            "catchup_policy" => {
+                self.catchup_policy = value::one_of(text, CatchupPolicy::WORDS)?;
+            }
             "mysql_port" => self.mysql_port = value::port(text)?,
             "mysql_pidfile" => self.mysql_pidfile = PathBuf::from(text),
             "mysql_rcscript" => self.mysql_rcscript = PathBuf::from(text),
