@@ -129,6 +129,8 @@ struct Inner {
     persisted: Persisted,
     /// The master this slave was last re-pointed to successfully (MMM remembered it only on OK).
     repointed_to: Option<String>,
+    /// When that re-pointing was done: reconciliation watches closely for a while after it.
+    repointed_at: Option<Instant>,
     /// The epoch whose promotion already waited for the relay log.
     caught_up: Option<u64>,
     /// For the writer: the hosts it may have to fetch transactions from (the latest
@@ -139,6 +141,12 @@ struct Inner {
     /// no reader VIP from it: it would put an address back that another host now holds.
     confirmed: bool,
 }
+
+/// How soon reconciliation comes back while a re-pointing is due or recent.
+pub const REPOINT_WATCH: Duration = Duration::from_millis(200);
+
+/// How long after a re-pointing reconciliation watches at [`REPOINT_WATCH`].
+pub const REPOINT_WATCH_FOR: Duration = Duration::from_secs(10);
 
 /// The writer gate: activation and fencing hold it.
 #[derive(Debug, Default)]
@@ -414,6 +422,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         match self.mysql.repoint(source, RepointMethod::Auto).await {
             Ok(how) => {
                 inner.repointed_to = Some(master.to_string());
+                inner.repointed_at = Some(Instant::now());
                 tracing::info!(host = %self.settings.host, master, ?how, "replicating from the active master");
                 log.done(format!("replicating from {master} ({how:?})"));
             }
@@ -981,12 +990,34 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         self.reconcile().await
     }
 
-    /// Re-checks the host every `every` (see `reconcile`).
+    /// Re-checks the host every `every` (see `reconcile`), and every [`REPOINT_WATCH`] while
+    /// a re-pointing is due or was done less than [`REPOINT_WATCH_FOR`] ago.
     pub async fn run_reconcile(&self, every: Duration) {
         loop {
-            tokio::time::sleep(every).await;
+            let pause = if self.watching_repoint() {
+                every.min(REPOINT_WATCH)
+            } else {
+                every
+            };
+            tokio::time::sleep(pause).await;
             self.reconcile().await;
         }
+    }
+
+    /// Whether a re-pointing is due (it failed: the new master lacked this slave's last GTID
+    /// while it caught up) or recent (its IO thread may still stop on that error). Until a
+    /// slave replicates from it, a new writer's commits wait for a semi-sync acknowledgement,
+    /// so these are retried at once rather than at the next regular pass.
+    fn watching_repoint(&self) -> bool {
+        let Ok(inner) = self.inner.try_lock() else {
+            return false;
+        };
+        self.due_repoint(&inner)
+            .filter(|_| inner.confirmed)
+            .is_some()
+            || inner
+                .repointed_at
+                .is_some_and(|t| t.elapsed() < REPOINT_WATCH_FOR)
     }
 
     /// Watches the local server every `every`: its process (the pid file, when the hand knows

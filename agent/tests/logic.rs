@@ -885,6 +885,40 @@ async fn a_demoted_master_reports_where_it_stopped_and_a_new_writer_executes_tha
     lease.abort();
 }
 
+/// A new writer's first commits wait for a semi-sync acknowledgement until a slave
+/// replicates from it, so a failed re-pointing is not left to the next regular pass (1 s):
+/// reconciliation comes back within `REPOINT_WATCH`.
+#[tokio::test(start_paused = true)]
+async fn a_failed_repointing_is_retried_within_the_watch_interval_not_the_regular_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.repoint_failures = 1;
+        w.read_only = true;
+    });
+    let a = agent(&world, dir.path(), HostMode::Slave);
+    a.apply_status(status(&[("reader", READER_IP)], Some("db2"), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.take_ops(),
+        ["repoint db2", "vip+ 10.0.0.101"],
+        "the first try fails"
+    );
+    let looping = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_reconcile(Duration::from_secs(1)).await }
+    });
+    tokio::time::sleep(mmm_agent::agent::REPOINT_WATCH + Duration::from_millis(50)).await;
+    assert_eq!(
+        world.take_ops(),
+        ["repoint db2"],
+        "retried after {:?}, well before the regular second",
+        mmm_agent::agent::REPOINT_WATCH
+    );
+    looping.abort();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_repointing_is_retried_by_reconciliation_until_it_works() {
     let dir = tempfile::tempdir().unwrap();
