@@ -767,11 +767,18 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                         if unavailable_since.take().is_some() {
                             tracing::info!(host = %self.settings.host, epoch, "lease renewed again");
                         }
-                        if !self.gate.lock().await.active {
-                            let mut inner = self.inner.lock().await;
-                            if *lock(&self.writer_epoch) == Some(epoch) {
-                                let mut log = Log::default();
-                                self.promote(epoch, &mut inner, &mut log).await;
+                        // Never wait here for the gate or the state: a reconciliation or a
+                        // status request may hold them while MySQL is slow (SHOW MASTER STATUS
+                        // waits while commits wait for a semi-sync acknowledgement), and a
+                        // renewal that waits lets the lease run out under an active writer.
+                        // A promotion that is due is tried again after the next renewal.
+                        let inactive = self.gate.try_lock().is_ok_and(|g| !g.active);
+                        if inactive {
+                            if let Ok(mut inner) = self.inner.try_lock() {
+                                if *lock(&self.writer_epoch) == Some(epoch) {
+                                    let mut log = Log::default();
+                                    self.promote(epoch, &mut inner, &mut log).await;
+                                }
                             }
                         }
                     }
@@ -829,7 +836,12 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     /// process.
     pub async fn reconcile(&self) -> Vec<String> {
         let mut fixed = Vec::new();
-        let server;
+        // Read before taking the gate: MySQL may answer slowly (SHOW MASTER STATUS waits while
+        // commits wait for a semi-sync acknowledgement), and the gate must not be held meanwhile.
+        // A reading that is stale by the time the gate is taken errs on the safe side: the
+        // writer's read_only is turned off only under a valid lease, and the fence sets
+        // read_only=1 by itself.
+        let server = self.mysql.status().await.ok();
         {
             let gate = self.gate.lock().await;
             let writer_ips = self.settings.writer_ips();
@@ -852,7 +864,6 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     }
                 }
             }
-            server = self.mysql.status().await.ok();
             if let Some(st) = &server {
                 if gate.active
                     && st.read_only

@@ -325,7 +325,11 @@ impl Cluster {
             .expect("monitor log");
         cmd.arg("--config")
             .arg(self.dir.as_path().join(format!("mon{}.conf", i + 1)))
-            .env("RUST_LOG", "info,openraft=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("MMM_LAB_MONITOR_LOG")
+                    .unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stderr(log);
         self.monitors[i] = Some(self.lab.spawn(cmd).expect("mmm_mond"));
     }
