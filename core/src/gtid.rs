@@ -105,7 +105,7 @@ impl GtidPos {
                 let have = self.0.get(&g.domain).map_or(0, |h| h.seq);
                 g.seq.saturating_sub(have)
             })
-            .sum()
+            .fold(0u64, u64::saturating_add)
     }
 }
 
@@ -236,7 +236,8 @@ pub fn errant(host: &BinlogState, writer: &BinlogState) -> Errant {
             .iter()
             .filter_map(|(&(domain, server), &last)| {
                 let have = writer.0.get(&(domain, server)).copied();
-                (have.is_none_or(|w| w < last)).then_some(ErrantRange {
+                // Built only when the host is ahead: then `w < last`, so `w + 1` fits.
+                (have.is_none_or(|w| w < last)).then(|| ErrantRange {
                     domain,
                     server,
                     first: have.map(|w| w + 1),
@@ -284,11 +285,13 @@ impl Errant {
             .iter()
             .fold(ErrantCount { n: 0, exact: true }, |acc, r| match r.first {
                 Some(first) => ErrantCount {
-                    n: acc.n + (r.last + 1).saturating_sub(first),
+                    n: acc
+                        .n
+                        .saturating_add(r.last.saturating_sub(first).saturating_add(1)),
                     exact: acc.exact,
                 },
                 None => ErrantCount {
-                    n: acc.n + 1,
+                    n: acc.n.saturating_add(1),
                     exact: false,
                 },
             })
@@ -399,6 +402,42 @@ impl fmt::Display for GtidPos {
 
 #[cfg(test)]
 mod tests {
+    /// Inputs the fuzz target `gtid_text` found or reproduces (fuzz/artifacts-found/): the
+    /// arithmetic saturates instead of overflowing (a panic in debug builds, a wrong count or
+    /// distance in release builds).
+    #[test]
+    fn sequence_numbers_at_the_top_of_their_range_do_not_overflow() {
+        let top = super::BinlogState::parse("0-4294967295-18446744073709551615").expect("parses");
+        assert!(super::errant(&top, &top).is_empty());
+
+        let empty = super::GtidPos::parse("").expect("parses");
+        let far = super::GtidPos::parse("0-1-18446744073709551615,1-1-18446744073709551615")
+            .expect("parses");
+        assert_eq!(empty.behind(&far), u64::MAX);
+
+        let report = super::ErrantReport::from_message(
+            "ERROR: Errant transactions not on the active master db1: 1 (0-1-5..0-1-18446744073709551615)",
+        );
+        if let Some(report) = report {
+            let _ = super::errant_message("db1", &report.errant);
+        }
+        let wide = super::Errant(vec![
+            super::ErrantRange {
+                domain: 0,
+                server: 1,
+                first: Some(5),
+                last: u64::MAX,
+            },
+            super::ErrantRange {
+                domain: 1,
+                server: 1,
+                first: Some(0),
+                last: u64::MAX,
+            },
+        ]);
+        assert_eq!(wide.count().n, u64::MAX);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -24,9 +24,17 @@ pub const FORMAT_VERSION: u8 = 1;
 /// values, snapshots of a cluster's state, are kilobytes.
 pub const MAX_ENCODED_LEN: usize = 64 * 1024 * 1024;
 
-/// bincode's standard configuration with the length limit.
-fn config() -> Configuration<bincode::config::LittleEndian, Varint, Limit<MAX_ENCODED_LEN>> {
-    bincode::config::standard().with_limit::<MAX_ENCODED_LEN>()
+/// What bincode lets an input claim: lengths of strings and byte arrays and primitive sizes.
+/// It does not count what serde allocates up front for a sequence, nor that a decoded log entry
+/// takes about 160 bytes for its 4 bytes on the wire, so decoding can take several times what
+/// is claimed (found by the `raft_rpc` fuzz target: a 21-byte append request claiming a string
+/// of almost 64 MiB). An eighth of [`MAX_ENCODED_LEN`] keeps the whole decode under it; real
+/// values are far smaller (300 entries per append, 3 MiB snapshot chunks, kilobyte states).
+pub const MAX_CLAIMED_LEN: usize = MAX_ENCODED_LEN / 8;
+
+/// bincode's standard configuration with the claim limit.
+fn config() -> Configuration<bincode::config::LittleEndian, Varint, Limit<MAX_CLAIMED_LEN>> {
+    bincode::config::standard().with_limit::<MAX_CLAIMED_LEN>()
 }
 
 /// A value that could not be encoded or decoded. `what` names the value, e.g. `log entry`.
@@ -170,5 +178,38 @@ mod tests {
         ];
         let err = decode::<String>("group id", &bytes).unwrap_err();
         assert!(matches!(err, CodecError::Decode { .. }), "{err}");
+    }
+
+    /// The `raft_rpc` fuzz target's input (fuzz/artifacts-found/raft_rpc): an append request
+    /// of a million entries whose first host name claims almost 64 MiB. Decoding it took more
+    /// than [`MAX_ENCODED_LEN`]; the claim limit refuses it at once.
+    #[test]
+    fn a_claim_over_the_claim_limit_is_refused() {
+        let bytes = [
+            0x01, 0x01, 0x01, 0x01, 0x00, 0xfc, 0x40, 0x42, 0x0f, 0x00, 0x01, 0x01, 0x01, 0x01,
+            0x00, 0x01, 0xfc, 0x18, 0xfc, 0xff, 0x03,
+        ];
+        let decoded = decode::<openraft::raft::AppendEntriesRequest<crate::TypeConfig>>(
+            "append request",
+            &bytes,
+        );
+        // Refused for its claim, before reading (and allocating for) what it claims.
+        let err = decoded.expect_err("refused").to_string();
+        assert!(err.to_lowercase().contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn a_string_just_under_the_claim_limit_decodes_and_one_over_does_not() {
+        let under = "x".repeat(MAX_CLAIMED_LEN - 16);
+        let bytes = encode("group id", &under).expect("encodes");
+        assert_eq!(
+            decode::<String>("group id", &bytes).expect("decodes"),
+            under
+        );
+        let over = "x".repeat(MAX_CLAIMED_LEN + 1);
+        let bytes = encode("group id", &over);
+        assert!(
+            bytes.is_err() || decode::<String>("group id", &bytes.unwrap_or_default()).is_err()
+        );
     }
 }
