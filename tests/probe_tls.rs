@@ -40,18 +40,9 @@ async fn message(prober: &LiveProber, host: &str, check: CheckKind) -> String {
     }
 }
 
-/// TLS handshakes the server completed (global `Ssl_finished_accepts`), read through the
-/// kit's own connection (the Unix socket on a TLS-only server, plain TCP otherwise).
+/// TLS handshakes the server completed.
 async fn tls_accepts(db: &MariaDb) -> u64 {
-    db.scalar(
-        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-         WHERE VARIABLE_NAME = 'SSL_FINISHED_ACCEPTS'",
-    )
-    .await
-    .expect("Ssl_finished_accepts")
-    .expect("a value")
-    .parse()
-    .expect("a number")
+    db.tls_accepts().await.expect("Ssl_finished_accepts")
 }
 
 /// The mysql check and the replication checks pass against a replica that runs with

@@ -923,14 +923,7 @@ pub fn copy_backup(
     to: &Path,
     counter: &std::sync::atomic::AtomicU64,
 ) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        if e.file_name() != MMM_DIR {
-            copy_entry(&e, &to.join(e.file_name()), counter)?;
-        }
-    }
-    std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())
+    copy_tree_but(from, to, counter, Some(MMM_DIR))
 }
 
 /// `cp -a from to`: regular files and directories (modes kept), counting the bytes copied
@@ -940,9 +933,22 @@ fn copy_tree(
     to: &Path,
     counter: &std::sync::atomic::AtomicU64,
 ) -> std::io::Result<()> {
+    copy_tree_but(from, to, counter, None)
+}
+
+/// [`copy_tree`] without the top-level entry named `skip`.
+fn copy_tree_but(
+    from: &Path,
+    to: &Path,
+    counter: &std::sync::atomic::AtomicU64,
+    skip: Option<&str>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
+        if skip.is_some_and(|s| e.file_name() == s) {
+            continue;
+        }
         copy_entry(&e, &to.join(e.file_name()), counter)?;
     }
     std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())

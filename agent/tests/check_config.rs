@@ -20,30 +20,31 @@ fn seed_dir_with(mode: u32, monitor_node: bool, token: bool) -> tempfile::TempDi
         std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).expect("chmod");
     }
     if monitor_node {
-        let mut common = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.path().join("mmm_common.conf"))
-            .expect("open common");
-        writeln!(
-            common,
-            "<monitor_node mon1>\n    ip 192.168.137.20\n</monitor_node>"
-        )
-        .expect("append");
+        append(
+            &dir,
+            "<monitor_node mon1>\n    ip 192.168.137.20\n</monitor_node>",
+        );
     }
     if token {
         let (path, _) = mmm_testkit::pki::token(dir.path(), "agent").expect("token file");
-        let mut common = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.path().join("mmm_common.conf"))
-            .expect("open common");
-        writeln!(
-            common,
-            "<socket>\n    agent_secret_file {}\n</socket>",
-            path.display()
-        )
-        .expect("append");
+        append(
+            &dir,
+            &format!(
+                "<socket>\n    agent_secret_file {}\n</socket>",
+                path.display()
+            ),
+        );
     }
     dir
+}
+
+/// Appends `text` as lines to the copied mmm_common.conf.
+fn append(dir: &tempfile::TempDir, text: &str) {
+    let mut common = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("mmm_common.conf"))
+        .expect("open common");
+    writeln!(common, "{text}").expect("append");
 }
 
 fn check(dir: &tempfile::TempDir) -> Output {

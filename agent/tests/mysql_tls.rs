@@ -56,18 +56,9 @@ fn source(name: &str, db: &MariaDb) -> Source {
     }
 }
 
-/// TLS handshakes the server completed (global `Ssl_finished_accepts`), read through the
-/// kit's own connection (the Unix socket on a TLS-only server, plain TCP otherwise).
+/// TLS handshakes the server completed.
 async fn tls_accepts(db: &MariaDb) -> u64 {
-    db.scalar(
-        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
-         WHERE VARIABLE_NAME = 'SSL_FINISHED_ACCEPTS'",
-    )
-    .await
-    .expect("Ssl_finished_accepts")
-    .expect("a value")
-    .parse()
-    .expect("a number")
+    db.tls_accepts().await.expect("Ssl_finished_accepts")
 }
 
 /// Whether `mysql_tls::connect` reaches `db` as `user` encrypted.

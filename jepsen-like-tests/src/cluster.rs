@@ -169,15 +169,15 @@ pub struct Monitors {
 impl Monitors {
     /// A client that reads with `token` (the API's admin token).
     pub fn new(token: &str) -> Result<Monitors> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        reqwest::header::HeaderValue::from_str(token.trim())
             .context("the API token is not a valid header value")?;
-        auth.set_sensitive(true);
-        headers.insert(reqwest::header::AUTHORIZATION, auth);
-        let http = reqwest::Client::builder()
+        let keys = mmm_transport::Keys {
+            admin: Some(mmm_config::Secret::new(token.trim())),
+            ..mmm_transport::Keys::default()
+        };
+        let http = mmm_transport::Transport::new(keys, None)
+            .client(mmm_transport::Channel::Api)
             .timeout(Duration::from_millis(1500))
-            .no_proxy()
-            .default_headers(headers)
             .build()
             .context("the HTTP client")?;
         Ok(Monitors { http })

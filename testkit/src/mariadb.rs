@@ -665,6 +665,19 @@ impl MariaDb {
         Ok(())
     }
 
+    /// TLS handshakes the server completed (global `Ssl_finished_accepts`), read through the
+    /// kit's own connection (the Unix socket on a TLS-only server, plain TCP otherwise).
+    pub async fn tls_accepts(&self) -> Result<u64> {
+        let value = self
+            .scalar(
+                "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                 WHERE VARIABLE_NAME = 'SSL_FINISHED_ACCEPTS'",
+            )
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no Ssl_finished_accepts"))?;
+        Ok(value.parse()?)
+    }
+
     /// The first column of the first row of a query as [`AGENT_USER`]; `None` for no row or
     /// NULL.
     pub async fn scalar(&self, sql: &str) -> Result<Option<String>> {

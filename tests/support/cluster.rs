@@ -210,14 +210,12 @@ impl Drop for Group {
 }
 
 fn client() -> reqwest::Client {
-    let mut auth = reqwest::header::HeaderMap::new();
-    auth.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", admin_token()))
-            .expect("a token is a header value"),
-    );
-    reqwest::Client::builder()
-        .default_headers(auth)
+    let keys = mmm_transport::Keys {
+        admin: Some(mmm_config::Secret::new(admin_token())),
+        ..mmm_transport::Keys::default()
+    };
+    mmm_transport::Transport::new(keys, None)
+        .client(mmm_transport::Channel::Api)
         .timeout(Duration::from_secs(2))
         .build()
         .expect("http client")
