@@ -16,8 +16,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mmm_core::api::{
     reply_is_error, ApiError, CommandReply, CommandRequest, GroupStatus, HostReport, LeaderInfo,
-    LeaseGrant, LeaseRequest, Member, ReportReply, StateReply, COMMAND_PATH, HEALTHZ_PATH,
-    LEADER_PATH, LEASE_PATH, OBSERVATIONS_PATH, REPORT_PATH, STATE_PATH, STATUS_PATH,
+    LeaseRequest, Member, ReportReply, StateReply, COMMAND_PATH, HEALTHZ_PATH, LEADER_PATH,
+    LEASE_PATH, OBSERVATIONS_PATH, REPORT_PATH, STATE_PATH, STATUS_PATH,
 };
 use mmm_core::observe::ReplicaReport;
 use mmm_core::{render, CheckKind, Command, Event, HostName, Probe};
@@ -299,7 +299,7 @@ async fn command(
         return read_only_refusal(&req.line);
     }
     let request = Request::Event {
-        now: crate::now(),
+        now: (api.shared.wall)(),
         event: Event::Admin(cmd),
     };
     let written = tokio::time::timeout(COMMIT_TIMEOUT, api.raft.client_write(request)).await;
@@ -473,54 +473,11 @@ async fn lease(
         let forwarded = headers.contains_key(FORWARDED);
         return forward(&api, LEASE_PATH, &req, READ_TIMEOUT, forwarded).await;
     }
-    match tokio::time::timeout(READ_TIMEOUT, api.raft.ensure_linearizable()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("no lease: cannot confirm leadership: {e}"),
-            )
-        }
-        Err(_) => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no lease: a quorum did not confirm leadership in time",
-            )
-        }
+    match crate::lease::grant(&api.raft, &api.reader, &api.shared, READ_TIMEOUT, req).await {
+        Ok(grant) => Json(grant).into_response(),
+        Err(crate::lease::Denied::Unavailable(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(crate::lease::Denied::Refused(why)) => error(StatusCode::CONFLICT, why),
     }
-    let applied = api.reader.read();
-    let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no lease: the monitor group has not applied its configuration yet",
-        );
-    };
-    if let Err(why) = crate::lease::may_hold(topo, st, &req.host, req.epoch) {
-        tracing::warn!(host = %req.host, epoch = req.epoch, "lease refused: {why}");
-        return error(StatusCode::CONFLICT, why);
-    }
-    let host = HostName::new(req.host.as_str());
-    {
-        let now = api.shared.clock.now();
-        let mut gate = api.shared.gate();
-        if let Err(blocked) = gate.check(topo, st, &host, now) {
-            drop(gate);
-            tracing::info!(host = %req.host, epoch = req.epoch, "lease not granted yet: {blocked}");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("no lease yet: {blocked}"),
-            );
-        }
-        gate.granted(&host, now);
-    }
-    Json(LeaseGrant {
-        host: req.host,
-        epoch: req.epoch,
-        lease_ms: api.shared.leases.lease_ms(),
-        renew_ms: api.shared.leases.renew_ms(),
-        replica: api.group.this.name.clone(),
-    })
-    .into_response()
 }
 
 fn is_leader(api: &Api) -> bool {
@@ -532,16 +489,24 @@ async fn observations(State(api): State<Api>, Json(report): Json<ReplicaReport>)
     if !is_leader(&api) {
         return no_leader(&api);
     }
-    if !api.group.members.iter().any(|m| m.name == report.replica) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("'{}' is not a member of the monitor group", report.replica),
-        );
+    match take_table(&api.group, &api.shared, report) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
     }
-    let now = api.shared.clock.now();
-    api.shared.observations().record(now, report);
-    api.shared.wake.notify_one();
-    StatusCode::OK.into_response()
+}
+
+/// The leader takes a follower's check table.
+pub fn take_table(group: &Group, shared: &Shared, report: ReplicaReport) -> Result<(), String> {
+    if !group.members.iter().any(|m| m.name == report.replica) {
+        return Err(format!(
+            "'{}' is not a member of the monitor group",
+            report.replica
+        ));
+    }
+    let now = shared.clock.now();
+    shared.observations().record(now, report);
+    shared.wake.notify_one();
+    Ok(())
 }
 
 /// The fast path: an agent saw its mysqld die. The leader probes the host itself; if its probe
@@ -555,44 +520,49 @@ async fn report(
         let forwarded = headers.contains_key(FORWARDED);
         return forward(&api, REPORT_PATH, &req, READ_TIMEOUT, forwarded).await;
     }
-    let applied = api.reader.read();
+    match confirm_death(&api.reader, &api.shared, req).await {
+        Ok(reply) => Json(reply).into_response(),
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
+    }
+}
+
+/// The leader's side of the fast path: it probes the reported host's mysqld itself and, when
+/// its probe cannot connect either, marks the failure confirmed. `Err` for an unknown host.
+pub async fn confirm_death(
+    reader: &StateReader,
+    shared: &Shared,
+    req: HostReport,
+) -> Result<ReportReply, String> {
+    let applied = reader.read();
     let host = HostName::new(req.host.as_str());
     if !applied
         .topology
         .as_ref()
         .is_some_and(|t| t.hosts.contains_key(&host))
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown host '{}'", req.host),
-        );
+        return Err(format!("unknown host '{}'", req.host));
     }
-    if api
-        .shared
-        .observations()
-        .is_confirmed(&host, CheckKind::Mysql)
-    {
-        return Json(ReportReply {
+    if shared.observations().is_confirmed(&host, CheckKind::Mysql) {
+        return Ok(ReportReply {
             confirmed: true,
             detail: "already confirmed".into(),
-        })
-        .into_response();
+        });
     }
-    let probe = (api.shared.probe_now)(host.clone(), CheckKind::Mysql).await;
+    let probe = (shared.probe_now)(host.clone(), CheckKind::Mysql).await;
     let reply = match probe {
         // Only a refused or failed connection confirms a death; a timeout may be a busy
         // server and goes through the trap like any other failure.
         Probe::Error(message) if message.starts_with("ERROR: Connect error") => {
             let message = format!("{message} (the agent reported: {})", req.message);
             tracing::error!(host = %host, %message, "mysqld death reported by the agent and confirmed by this replica's probe");
-            let now = api.shared.clock.now();
-            api.shared
+            let now = shared.clock.now();
+            shared
                 .table
                 .force_failed(&host, CheckKind::Mysql, message.clone(), now);
-            api.shared
+            shared
                 .observations()
                 .confirm(now, host, CheckKind::Mysql, message.clone());
-            api.shared.wake.notify_one();
+            shared.wake.notify_one();
             ReportReply {
                 confirmed: true,
                 detail: message,
@@ -606,5 +576,5 @@ async fn report(
             }
         }
     };
-    Json(reply).into_response()
+    Ok(reply)
 }

@@ -244,7 +244,7 @@ pub async fn run<P: Prober>(
             tasks.spawn(async move {
                 loop {
                     let limit = schedule.timeout + Duration::from_secs(1);
-                    let started = std::time::Instant::now();
+                    let started = tokio::time::Instant::now();
                     let probe = tokio::select! {
                         _ = stop.cancelled() => return,
                         p = tokio::time::timeout(limit, prober.probe(&host, check)) => {

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmm_agent::client::{AgentClient, CallError};
+use mmm_agent::client::{AgentApi, CallError};
 use mmm_agent::protocol::{ClearBadRoles, Pong, SetStatus, StatusReply, SystemStatus, WriterState};
 use mmm_core::{
     agent_status, AgentReport, AgentStatus, ClusterState, Epoch, Event, HostName, HostState, Mode,
@@ -57,10 +57,10 @@ enum Done {
 }
 
 /// The driver of one leadership term.
-pub struct Driver {
+pub struct Driver<C> {
     shared: Arc<Shared>,
     agents: BTreeMap<HostName, SocketAddr>,
-    client: AgentClient,
+    client: C,
     delivered: BTreeMap<HostName, AgentStatus>,
     in_flight: BTreeSet<HostName>,
     pinging: BTreeSet<HostName>,
@@ -76,13 +76,9 @@ pub struct Driver {
     done_rx: mpsc::UnboundedReceiver<Done>,
 }
 
-impl Driver {
+impl<C: AgentApi> Driver<C> {
     /// A driver for agents at `agents`.
-    pub fn new(
-        shared: Arc<Shared>,
-        agents: BTreeMap<HostName, SocketAddr>,
-        client: AgentClient,
-    ) -> Driver {
+    pub fn new(shared: Arc<Shared>, agents: BTreeMap<HostName, SocketAddr>, client: C) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Driver {
             shared,
@@ -248,7 +244,19 @@ impl Driver {
             Done::Ping { host, result } => {
                 self.pinging.remove(&host);
                 match result {
-                    Ok(pong) => (host, true, Some(pong.uptime_secs)),
+                    Ok(pong) => {
+                        let stale = self
+                            .delivered
+                            .get(&host)
+                            .is_some_and(|d| pong.told.as_ref() != Some(d));
+                        if stale && !self.in_flight.contains(&host) {
+                            // Another leader's older status arrived after ours, or the agent
+                            // restarted: it holds something else than what it acknowledged.
+                            tracing::warn!(host = %host, told = ?pong.told.as_ref().map(|t| (&t.state, &t.roles, t.epoch.0)), "the agent's status is not the one it acknowledged: sending it again");
+                            self.delivered.remove(&host);
+                        }
+                        (host, true, Some(pong.uptime_secs))
+                    }
                     Err(_) => (host, false, None),
                 }
             }

@@ -15,12 +15,16 @@
 //! once when a verdict changes.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmm_agent::client::AgentClient;
+use anyhow::Context;
+use mmm_agent::client::AgentApi;
 use mmm_core::api::OBSERVATIONS_PATH;
+use mmm_core::observe::ReplicaReport;
 use mmm_core::{CheckKind, Event, HostName, Time, Topology};
 use mmm_raft::typ::Raft;
 use mmm_raft::{Request, StateReader};
@@ -42,8 +46,16 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new leader waits for its own first round of checks before the startup vote.
 const FIRST_ROUND_LIMIT: Duration = Duration::from_secs(15);
 
+/// Sends this replica's check table to the leader at an address (the leader's Raft node
+/// address); the answer says why not, when it was not taken.
+pub type PushTable = Arc<
+    dyn Fn(String, ReplicaReport) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// What the leader loop works with.
-pub struct LeaderConfig {
+pub struct LeaderConfig<C> {
     /// This replica's Raft node.
     pub raft: Raft,
     /// The applied state.
@@ -59,18 +71,18 @@ pub struct LeaderConfig {
     /// Every agent's address.
     pub agents: BTreeMap<HostName, SocketAddr>,
     /// The client for agent calls.
-    pub client: AgentClient,
-    /// Tokens and TLS, for sending the check table to the leader.
-    pub transport: mmm_transport::Transport,
+    pub client: C,
+    /// How a follower's check table reaches the leader.
+    pub push: PushTable,
 }
 
 /// Commits `event` stamped with the wall clock. A refusal is logged by the state machine, a
 /// commit that fails here is logged, and the loop tries again on its next pass.
-async fn propose(raft: &Raft, event: Event) {
+async fn propose(raft: &Raft, shared: &Shared, event: Event) {
     commit(
         raft,
         Request::Event {
-            now: crate::now(),
+            now: (shared.wall)(),
             event,
         },
     )
@@ -87,7 +99,7 @@ async fn commit(raft: &Raft, request: Request) {
 }
 
 /// Runs until `stop` is cancelled.
-pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
+pub async fn run<C: AgentApi>(cfg: LeaderConfig<C>, stop: CancellationToken) {
     let LeaderConfig {
         raft,
         reader,
@@ -97,13 +109,8 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
         shared,
         agents,
         client,
-        transport,
+        push,
     } = cfg;
-    let push = transport
-        .client(mmm_transport::Channel::Monitor)
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(1))
-        .build();
     let mut driver = Driver::new(shared.clone(), agents, client);
     let mut leading_since: Option<Time> = None;
     let mut last_tick: Option<Time> = None;
@@ -132,9 +139,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
             }
             if table_changed || last_push.is_none_or(|t| now.since(t) >= PUSH_EVERY) {
                 last_push = Some(now);
-                if let Ok(http) = &push {
-                    push_table(&raft, &group, &shared, http, &transport).await;
-                }
+                push_table(&raft, &group, &shared, &push).await;
             }
             continue;
         }
@@ -155,7 +160,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
             tracing::info!(node = %group.this.name, "proposing the configured topology");
             let request = Request::Configure {
                 topology: topology.clone(),
-                now: crate::now(),
+                now: (shared.wall)(),
             };
             commit(&raft, request).await;
             continue;
@@ -166,7 +171,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
 
         if let Some(done) = finished {
             for event in driver.absorb(done, topo, st) {
-                propose(&raft, event).await;
+                propose(&raft, &shared, event).await;
             }
         }
 
@@ -178,25 +183,25 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
             }
             let checks = shared.observations().decide(now, st);
             if !checks.is_empty() {
-                propose(&raft, Event::Checks(checks)).await;
+                propose(&raft, &shared, Event::Checks(checks)).await;
             }
             tracing::info!(node = %group.this.name, "startup: asking every agent for its status");
             let report = driver.startup_report(topo).await;
-            propose(&raft, Event::Startup(report)).await;
+            propose(&raft, &shared, Event::Startup(report)).await;
             continue;
         }
 
         let network_up = shared.table.network_up();
         if network_up != st.network_up {
-            propose(&raft, Event::Network { up: network_up }).await;
+            propose(&raft, &shared, Event::Network { up: network_up }).await;
         }
         let checks = shared.observations().decide(now, st);
         if !checks.is_empty() {
-            propose(&raft, Event::Checks(checks)).await;
+            propose(&raft, &shared, Event::Checks(checks)).await;
         }
         if last_tick.is_none_or(|t| now.since(t) >= tick) {
             last_tick = Some(now);
-            propose(&raft, Event::Tick).await;
+            propose(&raft, &shared, Event::Tick).await;
         }
         let applied = reader.read();
         if let (Some(topo), Some(st)) = (&applied.topology, &applied.state) {
@@ -206,13 +211,7 @@ pub async fn run(cfg: LeaderConfig, stop: CancellationToken) {
 }
 
 /// Sends this replica's check table to the leader.
-async fn push_table(
-    raft: &Raft,
-    group: &Group,
-    shared: &Shared,
-    http: &reqwest::Client,
-    transport: &mmm_transport::Transport,
-) {
+async fn push_table(raft: &Raft, group: &Group, shared: &Shared, push: &PushTable) {
     let metrics = raft.metrics().borrow().clone();
     let Some(leader) = metrics.current_leader else {
         return;
@@ -225,15 +224,31 @@ async fn push_table(
     else {
         return;
     };
-    let url = transport.url(addr, OBSERVATIONS_PATH);
-    let sent = http.post(&url).json(&shared.table.report()).send().await;
-    match sent {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => {
-            tracing::debug!(node = %group.this.name, status = %r.status(), "the leader did not take the check table")
-        }
-        Err(e) => {
-            tracing::debug!(node = %group.this.name, error = %e, "cannot send the check table to the leader")
-        }
+    if let Err(e) = push(addr, shared.table.report()).await {
+        tracing::debug!(node = %group.this.name, error = %e, "cannot send the check table to the leader");
     }
+}
+
+/// Sends check tables over HTTP with the replicas' token.
+pub fn http_push(transport: &mmm_transport::Transport) -> anyhow::Result<PushTable> {
+    let http = transport
+        .client(mmm_transport::Channel::Monitor)
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .context("HTTP client for the check table")?;
+    let transport = transport.clone();
+    Ok(Arc::new(move |addr: String, report: ReplicaReport| {
+        let sent = http
+            .post(transport.url(addr, OBSERVATIONS_PATH))
+            .json(&report)
+            .send();
+        Box::pin(async move {
+            match sent.await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("the leader did not take it: {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }))
 }

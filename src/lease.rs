@@ -4,7 +4,74 @@
 
 use std::time::Duration;
 
-use mmm_core::{ClusterState, Topology};
+use mmm_core::api::{LeaseGrant, LeaseRequest};
+use mmm_core::{ClusterState, HostName, Topology};
+use mmm_raft::typ::Raft;
+use mmm_raft::StateReader;
+
+use crate::shared::Shared;
+
+/// Why the leader did not grant a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// Not now (leadership not confirmed, no configuration, the fence gate closed): ask again.
+    Unavailable(String),
+    /// The committed state does not name the host writer at that epoch: it must fence.
+    Refused(String),
+}
+
+/// The leader grants the writer's lease: only after confirming with a quorum, within
+/// `confirm_within`, that it still leads (after the request arrived), only while the
+/// committed state names the host writer at that epoch, and only through the fence gate.
+pub async fn grant(
+    raft: &Raft,
+    reader: &StateReader,
+    shared: &Shared,
+    confirm_within: Duration,
+    req: LeaseRequest,
+) -> Result<LeaseGrant, Denied> {
+    match tokio::time::timeout(confirm_within, raft.ensure_linearizable()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return Err(Denied::Unavailable(format!(
+                "no lease: cannot confirm leadership: {e}"
+            )))
+        }
+        Err(_) => {
+            return Err(Denied::Unavailable(
+                "no lease: a quorum did not confirm leadership in time".into(),
+            ))
+        }
+    }
+    let applied = reader.read();
+    let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
+        return Err(Denied::Unavailable(
+            "no lease: the monitor group has not applied its configuration yet".into(),
+        ));
+    };
+    if let Err(why) = may_hold(topo, st, &req.host, req.epoch) {
+        tracing::warn!(host = %req.host, epoch = req.epoch, "lease refused: {why}");
+        return Err(Denied::Refused(why));
+    }
+    let host = HostName::new(req.host.as_str());
+    {
+        let now = shared.clock.now();
+        let mut gate = shared.gate();
+        if let Err(blocked) = gate.check(topo, st, &host, now) {
+            drop(gate);
+            tracing::info!(host = %req.host, epoch = req.epoch, "lease not granted yet: {blocked}");
+            return Err(Denied::Unavailable(format!("no lease yet: {blocked}")));
+        }
+        gate.granted(&host, now);
+    }
+    Ok(LeaseGrant {
+        host: req.host,
+        epoch: req.epoch,
+        lease_ms: shared.leases.lease_ms(),
+        renew_ms: shared.leases.renew_ms(),
+        replica: shared.this.clone(),
+    })
+}
 
 /// Whether the committed state lets `host` hold the writer role at `epoch`: it must hold the
 /// active master role and the epoch must be the current one. The refusal says who the writer is.

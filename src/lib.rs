@@ -25,23 +25,34 @@ pub mod topology;
 
 /// A monotonic clock in milliseconds since it was made, as the core's `Time`: for durations
 /// measured on this machine only (check traps, leases), never compared with another's.
+/// It reads tokio's clock, which is the machine's monotonic clock in the daemon and virtual
+/// time in the deterministic simulation; there a clock may also run fast or slow by
+/// `drift_ppm` parts per million (the daemon's never does).
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    start: std::time::Instant,
+    start: tokio::time::Instant,
+    drift_ppm: i64,
 }
 
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Clock {
+        Clock::drifting(0)
+    }
+
+    /// A clock starting now that runs `drift_ppm` parts per million fast (negative: slow).
+    pub fn drifting(drift_ppm: i64) -> Clock {
         Clock {
-            start: std::time::Instant::now(),
+            start: tokio::time::Instant::now(),
+            drift_ppm,
         }
     }
 
     /// Milliseconds since the clock was made.
     pub fn now(&self) -> mmm_core::Time {
-        let ms = self.start.elapsed().as_millis();
-        mmm_core::Time(u64::try_from(ms).unwrap_or(u64::MAX))
+        let ms = i128::try_from(self.start.elapsed().as_millis()).unwrap_or(i128::MAX);
+        let ms = ms + ms * i128::from(self.drift_ppm) / 1_000_000;
+        mmm_core::Time(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
     }
 }
 
@@ -50,6 +61,9 @@ impl Default for Clock {
         Clock::new()
     }
 }
+
+/// A wall clock as the core's `Time`: [`now`] in the daemon, virtual time in the simulation.
+pub type WallClock = std::sync::Arc<dyn Fn() -> mmm_core::Time + Send + Sync>;
 
 /// The wall clock as the core's `Time`. Only a leader stamps events with it.
 pub fn now() -> mmm_core::Time {

@@ -242,7 +242,7 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
             shared,
             agents,
             client,
-            transport: transport.clone(),
+            push: crate::leader::http_push(&transport)?,
         },
         shutdown.child_token(),
     ));

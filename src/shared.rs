@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::checker::Table;
 use crate::lease::Leases;
-use crate::Clock;
+use crate::{Clock, WallClock};
 
 /// Probes one check of one host now.
 pub type ProbeNow =
@@ -25,6 +25,8 @@ pub struct Shared {
     pub this: String,
     /// This replica's monotonic clock (check traps, leases, freshness).
     pub clock: Clock,
+    /// The wall clock the leader stamps events with.
+    pub wall: WallClock,
     /// This replica's check verdicts.
     pub table: Table,
     /// Every replica's verdicts, as the leader combines them.
@@ -59,10 +61,20 @@ impl Shared {
             gate: Mutex::new(FenceGate::new(leases.lease(), clock_drift)),
             this,
             clock: Clock::new(),
+            wall: Arc::new(crate::now),
             table,
             leases,
             probe_now,
             wake: Notify::new(),
+        }
+    }
+
+    /// The same, on other clocks (the deterministic simulation's virtual time).
+    pub fn with_clocks(self, clock: Clock, wall: WallClock) -> Shared {
+        Shared {
+            clock,
+            wall,
+            ..self
         }
     }
 

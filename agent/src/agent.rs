@@ -16,14 +16,16 @@ use std::time::Duration;
 
 use mmm_config::CatchupPolicy;
 use mmm_core::api::{HostReport, LeaseRequest};
-use mmm_core::gtid::{self, GtidPos};
+use mmm_core::gtid::{self, BinlogState, GtidPos};
 use mmm_core::{AgentStatus, HostMode, HostState, RoleIp, RoleName};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::monitors::{Monitors, RenewError};
 use crate::ops::{Mysql, MysqlError, RepointMethod, Source, Vips};
-use crate::protocol::{ClearBadRoles, Cleared, SetStatus, StatusReply, SystemStatus, WriterState};
+use crate::protocol::{
+    ClearBadRoles, Cleared, Pong, SetStatus, StatusReply, SystemStatus, WriterState,
+};
 use crate::store::{Persisted, Store, StoreError};
 
 /// How long a new writer waits for a peer's executed position (connecting included): a peer
@@ -66,6 +68,8 @@ pub struct Settings {
     pub catchup_policy: CatchupPolicy,
     /// How often to renew before the first grant says otherwise.
     pub renew_every: Duration,
+    /// The machine's uptime in seconds ([`uptime_secs`]; virtual in the simulation).
+    pub uptime: fn() -> f64,
 }
 
 impl Settings {
@@ -170,6 +174,8 @@ pub struct Agent<M, V, N> {
     /// The highest epoch seen and the status last told, as in `inner` (read without its
     /// lock, which a promotion holds while it catches up: pings and metrics never wait).
     seen: SyncMutex<(u64, Option<AgentStatus>)>,
+    /// A monitor sent a status to this process (`Inner::confirmed`, read without its lock).
+    confirmed: std::sync::atomic::AtomicBool,
     lease: SyncMutex<Lease>,
     renew_every: SyncMutex<Duration>,
     lease_changed: Notify,
@@ -213,6 +219,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             gate: Mutex::new(Gate::default()),
             writer_epoch: SyncMutex::new(writer_epoch),
             seen: SyncMutex::new((persisted.epoch, persisted.told.clone())),
+            confirmed: std::sync::atomic::AtomicBool::new(false),
             lease: SyncMutex::new(Lease::default()),
             renew_every: SyncMutex::new(renew_every),
             lease_changed: Notify::new(),
@@ -227,6 +234,21 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     /// The highest epoch seen.
     pub async fn epoch(&self) -> u64 {
         lock(&self.seen).0
+    }
+
+    /// MMM's PING, with the status this process applied last (`None` until a monitor sends
+    /// one after a start): the leader sends the status again when it is not the one it
+    /// believes delivered (another leader's older status arrived later, or the agent
+    /// restarted and waits to be told before it restores reader VIPs).
+    pub async fn pong(&self) -> Pong {
+        let (epoch, told) = lock(&self.seen).clone();
+        let confirmed = self.confirmed.load(std::sync::atomic::Ordering::SeqCst);
+        Pong {
+            host: self.settings.host.clone(),
+            uptime_secs: (self.settings.uptime)(),
+            epoch,
+            told: told.filter(|_| confirmed),
+        }
     }
 
     fn check_host_and_epoch(&self, host: &str, epoch: u64, seen: u64) -> Result<(), Refusal> {
@@ -301,6 +323,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             inner.persisted = new_persisted;
         }
         inner.confirmed = true;
+        self.confirmed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         inner.peers = if new_writer_epoch.is_some() {
             peers
         } else {
@@ -395,7 +419,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             done: log.done,
             failed: log.failed,
             writer: self.writer_state().await,
-            uptime_secs: uptime_secs(),
+            uptime_secs: (self.settings.uptime)(),
             position,
         })
     }
@@ -535,10 +559,29 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 });
             (*s, answer)
         });
+        // By the binary log state where the server has one: a peer at the same sequence
+        // number from another server (this host's own unreplicated writes against what the
+        // peer acknowledged from the old writer) has transactions this host lacks.
+        let state = match self.mysql.binlog_state().await {
+            Ok(Some(text)) => match BinlogState::parse(&text) {
+                Ok(state) => Some(state),
+                Err(e) => {
+                    tracing::warn!(host = %self.settings.host, error = %e, "the binary log state does not parse: peers compared by position");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => return Err(format!("reading the binary log state: {e}")),
+        };
+        let lacks = |p: &GtidPos| match &state {
+            Some(state) => !state.lacks(p).is_empty(),
+            None => own.behind(p) > 0,
+        };
         let mut ahead = Vec::new();
         for (source, answer) in futures::future::join_all(read).await {
+            tracing::debug!(host = %self.settings.host, peer = %source.name, answer = ?answer, "peer's executed position");
             match answer.map(|p| p.map(|p| GtidPos::parse(&p))) {
-                Ok(Some(Ok(p))) if own.behind(&p) > 0 => ahead.push((source, p)),
+                Ok(Some(Ok(p))) if lacks(&p) => ahead.push((source, p)),
                 Ok(Some(Ok(_)) | None) => {}
                 Ok(Some(Err(e))) => {
                     tracing::warn!(host = %self.settings.host, peer = %source.name, error = %e, "peer skipped")
@@ -550,8 +593,12 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         }
         ahead.sort_by_key(|(s, p)| (std::cmp::Reverse(own.behind(p)), s.name.clone()));
         let mut fetched = Vec::new();
+        let mut state = state;
         for (source, position) in ahead {
-            let missing = gtid::list(&own.missing(&position));
+            let missing = match &state {
+                Some(state) => gtid::list(&state.lacks(&position)),
+                None => gtid::list(&own.missing(&position)),
+            };
             if missing.is_empty() {
                 continue;
             }
@@ -561,6 +608,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 .await
                 .map_err(|e| format!("fetching {missing} from {}: {e}", source.name))?;
             own = own.merge(&position);
+            state = state.map(|s| s.with_position(&position));
             fetched.push(format!("fetched up to {missing} from {}", source.name));
         }
         Ok((!fetched.is_empty()).then(|| fetched.join("; ")))
@@ -984,7 +1032,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         };
         SystemStatus {
             host: self.settings.host.clone(),
-            uptime_secs: uptime_secs(),
+            uptime_secs: (self.settings.uptime)(),
             epoch,
             told,
             writer: self.writer_state().await,

@@ -1,6 +1,7 @@
 //! The monitor's side of the agent API: one call per MMM command, each bounded by a timeout,
 //! each error saying which agent and what happened.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -167,5 +168,60 @@ impl AgentClient {
             .send()
             .await;
         Self::answer(addr, sent).await
+    }
+}
+
+/// The agent calls the leader's driver makes: over HTTP in `mmm_mond` ([`AgentClient`]), over a
+/// simulated network in the deterministic simulation.
+pub trait AgentApi: Clone + Send + Sync + 'static {
+    /// MMM's PING.
+    fn ping(&self, addr: SocketAddr) -> impl Future<Output = Result<Pong, CallError>> + Send;
+    /// MMM's SET_STATUS; `timeout` covers a promotion's relay-log wait.
+    fn set_status(
+        &self,
+        addr: SocketAddr,
+        status: &SetStatus,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<StatusReply, CallError>> + Send;
+    /// MMM's GET_SYSTEM_STATUS (with GET_AGENT_STATUS).
+    fn system(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<SystemStatus, CallError>> + Send;
+    /// MMM's CLEAR_BAD_ROLES.
+    fn clear_bad_roles(
+        &self,
+        addr: SocketAddr,
+        req: &ClearBadRoles,
+    ) -> impl Future<Output = Result<Cleared, CallError>> + Send;
+}
+
+impl AgentApi for AgentClient {
+    fn ping(&self, addr: SocketAddr) -> impl Future<Output = Result<Pong, CallError>> + Send {
+        AgentClient::ping(self, addr)
+    }
+
+    fn set_status(
+        &self,
+        addr: SocketAddr,
+        status: &SetStatus,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<StatusReply, CallError>> + Send {
+        AgentClient::set_status(self, addr, status, timeout)
+    }
+
+    fn system(
+        &self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<SystemStatus, CallError>> + Send {
+        AgentClient::system(self, addr)
+    }
+
+    fn clear_bad_roles(
+        &self,
+        addr: SocketAddr,
+        req: &ClearBadRoles,
+    ) -> impl Future<Output = Result<Cleared, CallError>> + Send {
+        AgentClient::clear_bad_roles(self, addr, req)
     }
 }

@@ -1836,6 +1836,19 @@ impl Mysql for Server {
         Ok(Some(position.trim().to_string()).filter(|p| !p.is_empty()))
     }
 
+    async fn binlog_state(&self) -> Result<Option<String>, MysqlError> {
+        let mut lease = self.lease().await?;
+        let flavor = lease.flavor().await?;
+        if !flavor.mariadb {
+            return Ok(None);
+        }
+        let vars = lease.variables(&["gtid_binlog_state"]).await?;
+        Ok(vars
+            .get("gtid_binlog_state")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
     /// MariaDB: polls [`Mysql::executed_position`] every 10 ms until it covers `position`
     /// (`MASTER_GTID_WAIT` looks at `gtid_slave_pos` only, which lacks what this server wrote
     /// itself). MySQL: `WAIT_FOR_EXECUTED_GTID_SET` (unit-tested only).
@@ -1920,7 +1933,20 @@ impl Mysql for Server {
             }
             warn!(peer = %peer.name, error = %e, "the peer has not applied its relay log: taking its position as it is");
         }
-        let position = lease.mariadb_executed().await?;
+        let executed = lease.mariadb_executed().await?;
+        // What its IO thread received counts too: semi-sync acknowledges a transaction once it
+        // is in the relay log, so a write the client saw committed may be nowhere else yet. The
+        // catch-up then waits for the peer to apply it.
+        let received = lease
+            .replica_status(flavor)
+            .await?
+            .filter(|r| r.using_gtid)
+            .and_then(|r| r.gtid_received)
+            .and_then(|g| GtidPos::parse(&g).ok());
+        let position = match received {
+            Some(received) => executed.merge(&received),
+            None => executed,
+        };
         lease.close().await;
         Ok(Some(position.to_string()).filter(|p| !p.is_empty()))
     }

@@ -225,6 +225,11 @@ pub trait Mysql: Send + Sync {
     /// `gtid_binlog_pos` and `gtid_slave_pos`) or set (MySQL: `@@gtid_executed`); `None`
     /// when it has no GTIDs. A demoted writer reports it so the new writer can wait for it.
     fn executed_position(&self) -> impl Future<Output = Result<Option<String>, MysqlError>> + Send;
+    /// MariaDB's `@@gtid_binlog_state`: the last GTID of every server in this server's binary
+    /// log; `None` where the server has no such thing (MySQL) or no binary log.
+    fn binlog_state(&self) -> impl Future<Output = Result<Option<String>, MysqlError>> + Send {
+        async { Ok(None) }
+    }
     /// Waits until this server has executed `position` (another server's
     /// [`Mysql::executed_position`]), at most `timeout`.
     fn wait_executed(
@@ -232,10 +237,12 @@ pub trait Mysql: Send + Sync {
         position: &str,
         timeout: Duration,
     ) -> impl Future<Output = Result<(), MysqlError>> + Send;
-    /// What another host's server (`peer`) has executed, once it applied its relay log (at
-    /// most `timeout` of waiting); `None` when it has no GTIDs. A new writer asks every peer
-    /// after an unplanned move: one of them may have received the old writer's last
-    /// transactions (and acknowledged them) when this host did not.
+    /// What another host's server (`peer`) has executed once it applied its relay log (at
+    /// most `timeout` of waiting), and beyond that what its IO thread has received (a
+    /// transaction is acknowledged under semi-sync once it is in the relay log); `None` when
+    /// it has no GTIDs. A new writer asks every peer after an unplanned move: one of them may
+    /// have received the old writer's last transactions (and acknowledged them) when this host
+    /// did not.
     fn peer_executed(
         &self,
         peer: &Source,

@@ -31,6 +31,10 @@ pub struct Pong {
     pub uptime_secs: f64,
     /// The highest writer epoch the agent has seen.
     pub epoch: u64,
+    /// The status this agent process applied last; absent until a monitor sent one after
+    /// the agent started.
+    #[serde(default)]
+    pub told: Option<AgentStatus>,
 }
 
 /// Where the writer role stands on this host.

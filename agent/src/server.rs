@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use mmm_core::api::ApiError;
 use mmm_transport::{Access, Roles};
 
-use crate::agent::{uptime_secs, Agent, Refusal};
+use crate::agent::{Agent, Refusal};
 use crate::monitors::Monitors;
 use crate::ops::{Mysql, Vips};
 use crate::protocol::{
@@ -67,11 +67,7 @@ pub(crate) fn error_response(code: StatusCode, error: String) -> Response {
 async fn ping<M: Mysql, V: Vips, N: Monitors>(
     State(agent): State<Arc<Agent<M, V, N>>>,
 ) -> Json<Pong> {
-    Json(Pong {
-        host: agent.host().to_string(),
-        uptime_secs: uptime_secs(),
-        epoch: agent.epoch().await,
-    })
+    Json(agent.pong().await)
 }
 
 async fn set_status<M: Mysql, V: Vips, N: Monitors>(

@@ -148,6 +148,7 @@ pub fn from_config(config: &Config) -> Result<AgentConfig, SettingsError> {
         catchup_timeout: host.catchup_timeout,
         catchup_policy: host.catchup_policy,
         renew_every,
+        uptime: crate::agent::uptime_secs,
     };
     let agent_user = host
         .agent_user

@@ -38,6 +38,8 @@ struct World {
     process_gone: Option<String>,
     /// The server's executed GTID position.
     executed: Option<String>,
+    /// Its `@@gtid_binlog_state`, when it has one.
+    binlog_state: Option<String>,
     /// `wait_executed` fails (the position never arrives).
     never_executes: bool,
     /// How many re-pointings fail before one works.
@@ -135,6 +137,9 @@ impl Mysql for Shared {
     }
     async fn executed_position(&self) -> Result<Option<String>, MysqlError> {
         Ok(self.with(|w| w.executed.clone()))
+    }
+    async fn binlog_state(&self) -> Result<Option<String>, MysqlError> {
+        Ok(self.with(|w| w.binlog_state.clone()))
     }
     async fn wait_executed(&self, position: &str, timeout: Duration) -> Result<(), MysqlError> {
         self.with(|w| w.ops.push(format!("wait {position}")));
@@ -262,6 +267,7 @@ fn settings(mode: HostMode) -> Settings {
         catchup_timeout: Duration::from_secs(10),
         catchup_policy: CatchupPolicy::Wait,
         renew_every: Duration::from_millis(300),
+        uptime: mmm_agent::agent::uptime_secs,
     }
 }
 
@@ -377,6 +383,47 @@ async fn an_unplanned_promotion_fetches_from_the_peer_furthest_ahead_before_taki
             "read_only=0",
             "vip+ 10.0.0.100"
         ]
+    );
+}
+
+/// The simulation found this: db1 crashed with a transaction of its own in its binary log that
+/// no replica received (0-1-538), db2 took over and its first write, 0-2-538, was acknowledged
+/// by db4; db2 was then cut off and db1 came back and was promoted. Compared by sequence number
+/// alone, db4's position (538) is not ahead of db1's (538), so db1 took writes without db4's
+/// acknowledged transaction. By the binary log state, db1 lacks 0-2-538 and fetches it first.
+#[tokio::test(start_paused = true)]
+async fn a_peer_at_the_same_sequence_number_from_another_server_is_fetched_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.executed = Some("0-1-538".into());
+        w.binlog_state = Some("0-1-538,0-2-412".into());
+        w.read_only = true;
+        w.peer_positions = BTreeMap::from([
+            ("db3".to_string(), "0-1-537".to_string()),
+            ("db4".to_string(), "0-2-538".to_string()),
+        ]);
+        w.default_grant = Some(Ok(1));
+    });
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let reply = a
+        .apply(SetStatus {
+            status: writer(1),
+            catch_up_to: None,
+            peers: vec!["db2".into(), "db3".into(), "db4".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        world.take_ops(),
+        [
+            "catch-up",
+            "fetch 0-2-538 from db4",
+            "renew 1",
+            "read_only=0",
+            "vip+ 10.0.0.100"
+        ],
+        "{reply:?}"
     );
 }
 

@@ -131,6 +131,36 @@ impl BinlogState {
         Ok(BinlogState(state))
     }
 
+    /// The GTIDs of `position` this binary log lacks: per domain, the position's last GTID
+    /// when this log has nothing from its server or only an earlier sequence number of it. A
+    /// peer whose position has the same sequence number as this server's own but from another
+    /// server (two histories that parted) is missing something here, which comparing the two
+    /// positions' sequence numbers alone cannot tell.
+    pub fn lacks(&self, position: &GtidPos) -> Vec<Gtid> {
+        position
+            .0
+            .values()
+            .filter(|g| {
+                self.0
+                    .get(&(g.domain, g.server))
+                    .is_none_or(|have| *have < g.seq)
+            })
+            .copied()
+            .collect()
+    }
+
+    /// This state with the GTIDs of `position` in it (after fetching up to that position).
+    pub fn with_position(&self, position: &GtidPos) -> BinlogState {
+        let mut state = self.0.clone();
+        for g in position.0.values() {
+            let e = state.entry((g.domain, g.server)).or_insert(g.seq);
+            if *e < g.seq {
+                *e = g.seq;
+            }
+        }
+        BinlogState(state)
+    }
+
     /// The binary log state a server had when it had executed exactly `position`, from a
     /// state read later (`self`): each domain's entry for the server that wrote the
     /// position's last GTID is that GTID, and the other servers' entries stay where they were

@@ -209,11 +209,17 @@ impl ClusterState {
     }
 
     /// The hosts a new writer may have to fetch transactions from after an unplanned move:
-    /// every other host whose server the cluster does not consider down (HARD_OFFLINE).
+    /// every other host, except a HARD_OFFLINE one that does not answer pings either (cut
+    /// off: it could not be fetched from, and asking would only delay the promotion). A
+    /// HARD_OFFLINE host that answers pings may be the old writer back from a cut or a
+    /// restart, holding the transactions it acknowledged before it went: the state lags
+    /// behind such a return, and skipping it would lose them.
     pub fn catch_up_peers(&self, writer: &HostName) -> Vec<String> {
         self.hosts
             .iter()
-            .filter(|(name, h)| *name != writer && h.state != HostState::HardOffline)
+            .filter(|(name, h)| {
+                *name != writer && (h.state != HostState::HardOffline || h.check(CheckKind::Ping))
+            })
             .map(|(name, _)| name.to_string())
             .collect()
     }
@@ -323,18 +329,29 @@ mod tests {
     }
 
     #[test]
-    fn a_new_writer_fetches_from_every_other_host_that_is_not_down() {
-        let t = topo(&["db1", "db2", "db3", "db4"], &[]);
+    fn a_new_writer_fetches_from_every_other_host_that_is_not_cut_off() {
+        let t = topo(&["db1", "db2", "db3", "db4", "db5"], &[]);
         let mut st = ClusterState::new(&t, Time(0));
-        for (h, state) in [
-            ("db1", HostState::HardOffline),
-            ("db2", HostState::Online),
-            ("db3", HostState::ReplicationFail),
-            ("db4", HostState::AdminOffline),
+        for (h, state, pings) in [
+            ("db1", HostState::HardOffline, false),
+            ("db2", HostState::Online, true),
+            ("db3", HostState::ReplicationFail, true),
+            ("db4", HostState::AdminOffline, true),
+            // Back from a cut, not yet out of HARD_OFFLINE: it may hold what it acknowledged.
+            ("db5", HostState::HardOffline, true),
         ] {
-            st.hosts.get_mut(h).unwrap().state = state;
+            let host = st.hosts.get_mut(h).unwrap();
+            host.state = state;
+            host.checks.insert(
+                CheckKind::Ping,
+                CheckStatus {
+                    ok: pings,
+                    last_change: Time(0),
+                    message: String::new(),
+                },
+            );
         }
-        assert_eq!(st.catch_up_peers(&"db2".into()), ["db3", "db4"]);
+        assert_eq!(st.catch_up_peers(&"db2".into()), ["db3", "db4", "db5"]);
     }
 
     #[test]

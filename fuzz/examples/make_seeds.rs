@@ -488,6 +488,7 @@ fn agent(corpus: &Path) -> Result<()> {
             host: "db1".into(),
             uptime_secs: 86_400.25,
             epoch: 4,
+            told: None,
         },
     )?;
     json(

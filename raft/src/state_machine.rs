@@ -183,6 +183,13 @@ pub struct StateReader {
 }
 
 impl StateReader {
+    /// A reader that sees `state` until the next [`StateReader::publish`].
+    pub fn new(state: AppliedState) -> StateReader {
+        StateReader {
+            published: Arc::new(RwLock::new(Arc::new(state))),
+        }
+    }
+
     /// The state as of the end of the last applied batch (or the last installed snapshot).
     /// This never waits for `apply`: the state machine publishes a new `Arc` after each batch.
     pub fn read(&self) -> Arc<AppliedState> {
@@ -193,7 +200,8 @@ impl StateReader {
         }
     }
 
-    fn publish(&self, state: AppliedState) {
+    /// Makes `state` what readers see (a state machine does this after each batch).
+    pub fn publish(&self, state: AppliedState) {
         let state = Arc::new(state);
         match self.published.write() {
             Ok(mut guard) => *guard = state,
@@ -221,9 +229,7 @@ impl StateMachineStore {
             Some(stored) => stored.decode_state()?,
             None => AppliedState::default(),
         };
-        let reader = StateReader {
-            published: Arc::new(RwLock::new(Arc::new(applied.clone()))),
-        };
+        let reader = StateReader::new(applied.clone());
         Ok(StateMachineStore {
             applied,
             reader,
@@ -239,6 +245,27 @@ impl StateMachineStore {
     /// The applied state, as a reader sees it.
     pub fn read(&self) -> Arc<AppliedState> {
         self.reader.read()
+    }
+}
+
+impl AppliedState {
+    /// Applies one committed entry: a blank does nothing, a membership is recorded, a request
+    /// goes through the core. A refused request is the result and leaves the state unchanged.
+    pub fn apply(&mut self, entry: Entry) -> Response {
+        let log_id = entry.log_id;
+        self.last_applied = Some(log_id);
+        let reply = match entry.payload {
+            EntryPayload::Blank => Ok(Outcome::default()),
+            EntryPayload::Membership(membership) => {
+                self.membership = StoredMembership::new(Some(log_id), membership);
+                Ok(Outcome::default())
+            }
+            EntryPayload::Normal(request) => apply_request(self, log_id.index, request),
+        };
+        if let Err(e) = &reply {
+            tracing::info!(index = log_id.index, reason = %e, "request refused");
+        }
+        reply
     }
 }
 
@@ -305,25 +332,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut replies = Vec::new();
-        for entry in entries {
-            let log_id = entry.log_id;
-            self.applied.last_applied = Some(log_id);
-            let reply = match entry.payload {
-                EntryPayload::Blank => Ok(Outcome::default()),
-                EntryPayload::Membership(membership) => {
-                    self.applied.membership = StoredMembership::new(Some(log_id), membership);
-                    Ok(Outcome::default())
-                }
-                EntryPayload::Normal(request) => {
-                    apply_request(&mut self.applied, log_id.index, request)
-                }
-            };
-            if let Err(e) = &reply {
-                tracing::info!(index = log_id.index, reason = %e, "request refused");
-            }
-            replies.push(reply);
-        }
+        let replies = entries
+            .into_iter()
+            .map(|entry| self.applied.apply(entry))
+            .collect();
         self.reader.publish(self.applied.clone());
         Ok(replies)
     }
