@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: formatting, lints, the core purity rule, every cargo test, the
-# systemd units' check, then the demo cluster's smoke test (docker/smoke.sh) and the CI chaos
+# Runs the whole test suite: formatting, lints, the core purity rule, every cargo test, 2000
+# seeds of the deterministic simulation, the systemd units' check, then the demo cluster's smoke test (docker/smoke.sh) and the CI chaos
 # suite (jepsen-like-tests/run.sh ci). Each phase prints its duration so a slow step is visible.
 #   ./test.sh              everything (as root, with the Docker engine)
 #   ./test.sh --no-docker  the cargo phases only
@@ -43,10 +43,18 @@ prerequisites() {
 }
 
 phase "prerequisites" prerequisites
+simulation() {
+    # The deterministic simulation (sim/): a fixed budget of seeded fault schedules against the
+    # real monitor and agent code; any violation prints its seed, its trace and the replay line.
+    cargo build --release --locked -p mmm-sim
+    "${CARGO_TARGET_DIR:-target}/release/mmm_sim" --seeds 2000
+}
+
 phase "cargo fmt --check" cargo fmt --all -- --check
 phase "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "core purity" core_is_pure
 phase "cargo test" cargo test --workspace --locked
+phase "simulation, 2000 seeds (mmm_sim)" simulation
 phase "systemd units (packaging/systemd/verify.sh)" packaging/systemd/verify.sh "${CARGO_TARGET_DIR:-target}/debug"
 if [ "${1:-}" = --no-docker ]; then
     echo "=== --no-docker: the smoke test and the chaos suite were not run"
