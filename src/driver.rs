@@ -111,8 +111,8 @@ impl<C: AgentApi> Driver<C> {
     }
 
     /// Sends every agent whose acknowledged status differs from the committed one its status,
-    /// and pings agents every second.
-    pub fn drive(&mut self, topo: &Topology, st: &ClusterState) {
+    /// stamped with this leader's Raft `term`, and pings agents every second.
+    pub fn drive(&mut self, topo: &Topology, st: &ClusterState, term: u64) {
         let now = self.shared.clock.now();
         let sending = st.started && st.mode != Mode::Passive && st.network_up;
         if sending {
@@ -148,6 +148,7 @@ impl<C: AgentApi> Driver<C> {
                     status: desired,
                     catch_up_to,
                     peers,
+                    term,
                 });
             }
         }

@@ -205,7 +205,8 @@ pub async fn run<C: AgentApi>(cfg: LeaderConfig<C>, stop: CancellationToken) {
         }
         let applied = reader.read();
         if let (Some(topo), Some(st)) = (&applied.topology, &applied.state) {
-            driver.drive(topo, st);
+            let term = raft.metrics().borrow().current_term;
+            driver.drive(topo, st, term);
         }
     }
 }

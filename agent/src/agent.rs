@@ -104,6 +104,15 @@ pub enum Refusal {
         /// The highest seen.
         seen: u64,
     },
+    /// The status comes from the leader of an earlier Raft term than one already heard from
+    /// at the same epoch.
+    #[error("stale leader term {got}: this agent has heard from the leader of term {seen}")]
+    StaleTerm {
+        /// The request's term.
+        got: u64,
+        /// The highest seen.
+        seen: u64,
+    },
     /// A role or IP the configuration does not give this host.
     #[error("{0}")]
     BadRole(String),
@@ -297,9 +306,18 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             status,
             catch_up_to,
             peers,
+            term,
         } = req;
         let mut inner = self.inner.lock().await;
         self.check_host_and_epoch(status.host.as_str(), status.epoch.0, inner.persisted.epoch)?;
+        // Within an epoch only: a status that moves the epoch on is what a failover needs,
+        // and a monitor group rebuilt from scratch counts its terms from 1 again.
+        if term > 0 && status.epoch.0 == inner.persisted.epoch && term < inner.persisted.term {
+            return Err(Refusal::StaleTerm {
+                got: term,
+                seen: inner.persisted.term,
+            });
+        }
         self.check_roles(&status.roles)?;
         let old = inner.persisted.told.clone();
         let writer = &self.settings.writer_role;
@@ -316,6 +334,11 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             epoch: status.epoch.0.max(inner.persisted.epoch),
             told: Some(status.clone()),
             catch_up_to,
+            term: if status.epoch.0 > inner.persisted.epoch {
+                term
+            } else {
+                term.max(inner.persisted.term)
+            },
         };
         if new_persisted != inner.persisted {
             self.store.save(&new_persisted)?;

@@ -72,6 +72,15 @@ pub struct SetStatus {
     /// HARD_OFFLINE); it fetches from the one furthest ahead before it takes writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// The Raft term of the leader that sends it (0: not said). At the same epoch, an agent
+    /// refuses a status from the leader of an earlier term than one it has heard from: a
+    /// deposed leader that has not noticed yet must not undo what its successor told it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<AgentStatus> for SetStatus {
@@ -81,6 +90,7 @@ impl From<AgentStatus> for SetStatus {
             status,
             catch_up_to: None,
             peers: Vec::new(),
+            term: 0,
         }
     }
 }

@@ -52,7 +52,7 @@ where
 fn refused(r: Refusal) -> Response {
     let code = match r {
         Refusal::WrongHost { .. } | Refusal::BadRole(_) => StatusCode::BAD_REQUEST,
-        Refusal::StaleEpoch { .. } => StatusCode::CONFLICT,
+        Refusal::StaleEpoch { .. } | Refusal::StaleTerm { .. } => StatusCode::CONFLICT,
         Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::warn!(error = %r, "request refused");

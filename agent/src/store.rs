@@ -25,6 +25,9 @@ pub struct Persisted {
     /// before taking writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_to: Option<String>,
+    /// The highest Raft term of a leader that sent a status.
+    #[serde(default)]
+    pub term: u64,
 }
 
 /// Reading or writing the state file failed.
@@ -129,6 +132,7 @@ mod tests {
                 epoch: Epoch(7),
             }),
             catch_up_to: Some("0-1-42".into()),
+            term: 3,
         };
         Store::new(dir.path()).save(&saved).unwrap();
         assert_eq!(Store::new(dir.path()).load().unwrap(), saved);

@@ -31,6 +31,9 @@ pub enum Fault {
     /// The monitor replicas are split: one alone with some database hosts, the others with
     /// the rest.
     Split(String, Vec<String>),
+    /// A monitor replica is cut from the other replicas only: it still reaches every agent
+    /// (a deposed leader that has not noticed keeps driving them).
+    MonitorCut(String),
     /// Every message has this chance in a million to be lost.
     Loss(u32),
     /// Messages take up to this long.
@@ -67,6 +70,7 @@ impl Fault {
             Fault::Isolate(_) => "host isolated",
             Fault::OneWay(..) => "one-way cut",
             Fault::Split(..) => "monitor split",
+            Fault::MonitorCut(_) => "monitor cut from monitors",
             Fault::Loss(_) => "message loss",
             Fault::Delay(_) => "message delay",
             Fault::SlowDisk(..) => "slow disk",
@@ -86,6 +90,7 @@ impl fmt::Display for Fault {
             Fault::Isolate(h) => write!(f, "isolate {h}"),
             Fault::OneWay(a, b) => write!(f, "drop messages {a} -> {b}"),
             Fault::Split(m, dbs) => write!(f, "split {m} with {dbs:?} from the rest"),
+            Fault::MonitorCut(m) => write!(f, "cut {m} from the other monitors only"),
             Fault::Loss(ppm) => write!(f, "lose {:.1}% of messages", *ppm as f64 / 10_000.0),
             Fault::Delay(d) => write!(f, "delay messages up to {} ms", d.as_millis()),
             Fault::SlowDisk(m, d) => {
@@ -158,7 +163,8 @@ fn draw_fault(rng: &mut StdRng) -> Fault {
                 .collect();
             Fault::Split(m.into(), dbs)
         }
-        75..=80 => Fault::Loss(rng.gen_range(10_000..200_000)),
+        75..=77 => Fault::MonitorCut(pick(rng, &MONS).into()),
+        78..=80 => Fault::Loss(rng.gen_range(10_000..200_000)),
         81..=85 => Fault::Delay(Duration::from_millis(rng.gen_range(5..400))),
         86..=90 => Fault::SlowDisk(
             pick(rng, &MONS).into(),
@@ -370,7 +376,19 @@ impl Nemesis {
                 self.cuts.insert(id, cuts);
                 self.apply_cuts(cluster);
             }
-            (Fault::Isolate(_) | Fault::OneWay(..) | Fault::Split(..), true) => {
+            (Fault::MonitorCut(m), false) => {
+                let cuts = MONS
+                    .iter()
+                    .filter(|o| **o != m.as_str())
+                    .flat_map(|o| both_ways(m, o))
+                    .collect();
+                self.cuts.insert(id, cuts);
+                self.apply_cuts(cluster);
+            }
+            (
+                Fault::Isolate(_) | Fault::OneWay(..) | Fault::Split(..) | Fault::MonitorCut(_),
+                true,
+            ) => {
                 self.cuts.remove(&id);
                 self.apply_cuts(cluster);
             }
