@@ -222,6 +222,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             monitors,
             store,
             inner: Mutex::new(Inner {
+                peers: persisted.peers.clone(),
                 persisted: persisted.clone(),
                 ..Inner::default()
             }),
@@ -330,6 +331,15 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
             Some(_) => catch_up_to,
         };
+        // Kept like the position: a status resent without them (another leader) and a
+        // restarted agent still fetch from the peers before taking writes.
+        let peers = match new_writer_epoch {
+            None => Vec::new(),
+            Some(_) if old_writer_epoch == new_writer_epoch && peers.is_empty() => {
+                inner.persisted.peers.clone()
+            }
+            Some(_) => peers,
+        };
         let new_persisted = Persisted {
             epoch: status.epoch.0.max(inner.persisted.epoch),
             told: Some(status.clone()),
@@ -339,6 +349,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             } else {
                 term.max(inner.persisted.term)
             },
+            peers: peers.clone(),
         };
         if new_persisted != inner.persisted {
             self.store.save(&new_persisted)?;
@@ -348,11 +359,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         inner.confirmed = true;
         self.confirmed
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        inner.peers = if new_writer_epoch.is_some() {
-            peers
-        } else {
-            Vec::new()
-        };
+        inner.peers = peers;
         let mut log = Log::default();
         if old_writer_epoch != new_writer_epoch {
             *lock(&self.writer_epoch) = new_writer_epoch;

@@ -28,6 +28,10 @@ pub struct Persisted {
     /// The highest Raft term of a leader that sent a status.
     #[serde(default)]
     pub term: u64,
+    /// When `told` makes this host the writer after an unplanned move: the hosts it may have
+    /// to fetch acknowledged transactions from first (a restarted agent still fetches them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 /// Reading or writing the state file failed.
@@ -133,6 +137,7 @@ mod tests {
             }),
             catch_up_to: Some("0-1-42".into()),
             term: 3,
+            peers: vec!["db3".into()],
         };
         Store::new(dir.path()).save(&saved).unwrap();
         assert_eq!(Store::new(dir.path()).load().unwrap(), saved);

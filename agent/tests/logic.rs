@@ -787,6 +787,56 @@ async fn a_restarted_writer_agent_fences_first_then_reactivates_on_a_grant() {
     lease.abort();
 }
 
+/// The simulation found this: a new writer waiting to fetch what a peer acknowledged (the
+/// fetch failing) had its agent restarted; the restarted agent knew its status from disk but
+/// not the peers, so on the next grant it took writes without them and the peer's
+/// acknowledged transactions were lost. The peers are kept on disk with the status.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_agent_still_fetches_from_the_peers_before_taking_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = Shared::default();
+    world.with(|w| {
+        w.executed = Some("0-1-100".into());
+        w.read_only = true;
+        w.peer_positions = BTreeMap::from([("db3".to_string(), "0-1-102".to_string())]);
+        w.fetch_fails = true;
+        w.default_grant = Some(Ok(1));
+    });
+    let a = agent(&world, dir.path(), HostMode::Master);
+    let reply = a
+        .apply(SetStatus {
+            status: writer(1),
+            catch_up_to: None,
+            peers: vec!["db3".into()],
+            term: 0,
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(&reply.writer, WriterState::Waiting { reason } if reason.contains("from db3")),
+        "{reply:?}"
+    );
+    drop(a);
+    world.take_ops();
+    let b = agent(&world, dir.path(), HostMode::Master);
+    b.start().await;
+    let lease = tokio::spawn({
+        let b = b.clone();
+        async move { b.run_lease().await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    lease.abort();
+    let ops = world.take_ops();
+    assert!(
+        ops.contains(&"fetch 0-1-102 from db3".to_string()),
+        "the restarted agent asks the peer again: {ops:?}"
+    );
+    assert!(
+        world.with(|w| w.read_only),
+        "no writes without the peer's: {ops:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slave_is_repointed_once_per_new_master_and_admin_offline_stops_replication() {
     let dir = tempfile::tempdir().unwrap();

@@ -307,11 +307,13 @@ impl Checker {
         }
     }
 
-    /// What a DBA does when the chosen writer still cannot take writes 15 s after the faults
-    /// ended (typically its history parted from a peer's: it has transactions of its own that
-    /// nobody acknowledged, the peer has acknowledged ones it lacks, and MariaDB refuses to
-    /// replicate across the fork): the writer role goes to the other master with
-    /// `move_role`, through the real command path.
+    /// What a DBA does, through the real command path, when 15 s after the faults ended the
+    /// cluster has no working writer. The chosen writer cannot take writes (typically its
+    /// history parted from a peer's: it has transactions of its own that nobody acknowledged,
+    /// the peer has acknowledged ones it lacks, and MariaDB refuses to replicate across the
+    /// fork): `move_role writer` to the other master. No writer at all, one master out with
+    /// errant transactions and the other kept in AWAITING_RECOVERY because its replication
+    /// from the first is broken: `set_online` the second.
     async fn operator(&self, cluster: &Cluster) {
         let Some(leader) = self.leader(cluster) else {
             return;
@@ -320,23 +322,38 @@ impl Checker {
         let (Some(topo), Some(st)) = (&applied.topology, &applied.state) else {
             return;
         };
-        let Some(writer) = st.active_master(topo).map(|h| h.to_string()) else {
-            return;
+        let line = match st.active_master(topo).map(|h| h.to_string()) {
+            Some(writer) => {
+                let Some(agent) = self.registry.agent(&writer) else {
+                    return;
+                };
+                let mmm_agent::protocol::WriterState::Waiting { reason } =
+                    agent.writer_state().await
+                else {
+                    return;
+                };
+                let Some(other) = ["db1", "db2"].into_iter().find(|h| *h != writer) else {
+                    return;
+                };
+                self.trace
+                    .log(format!("operator: {writer} cannot take writes ({reason})"));
+                format!("move_role writer {other}")
+            }
+            None => {
+                // No writer: a master kept in AWAITING_RECOVERY because its replication from
+                // the other one (out with errant transactions) is broken is set online by hand.
+                let Some(host) = ["db1", "db2"].into_iter().find(|h| {
+                    st.hosts
+                        .get(&mmm_core::HostName::new(*h))
+                        .is_some_and(|s| s.state == HostState::AwaitingRecovery)
+                }) else {
+                    return;
+                };
+                self.trace.log("operator: no writer");
+                format!("set_online {host}")
+            }
         };
-        let Some(agent) = self.registry.agent(&writer) else {
-            return;
-        };
-        let mmm_agent::protocol::WriterState::Waiting { reason } = agent.writer_state().await
-        else {
-            return;
-        };
-        let Some(other) = ["db1", "db2"].into_iter().find(|h| *h != writer) else {
-            return;
-        };
-        let line = format!("move_role writer {other}");
-        self.trace.log(format!(
-            "operator: {writer} cannot catch up ({reason}); mmm_control {line}"
-        ));
+        self.trace.log(format!("operator: mmm_control {line}"));
         let request = mmm_raft::Request::Event {
             now: (leader.shared.wall)(),
             event: mmm_core::Event::Admin(mmm_core::Command::parse(&line)),

@@ -199,7 +199,7 @@ fn many(args: &Args) -> ExitCode {
     );
     println!("fault mix: {:?}", t.faults);
     println!(
-        "operator interventions (move_role after a forked history): {}",
+        "operator interventions (move_role or set_online when no writer works 15 s after healing): {}",
         t.interventions
     );
     if t.violations > 0 {
