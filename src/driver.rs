@@ -136,18 +136,19 @@ impl<C: AgentApi> Driver<C> {
                         continue;
                     }
                 }
-                let (catch_up_to, peers) = if writer.as_ref() == Some(host) {
+                let (catch_up_to, (peers, offline_peers)) = if writer.as_ref() == Some(host) {
                     (
                         self.drained.get(&st.epoch).cloned(),
                         st.catch_up_peers(host),
                     )
                 } else {
-                    (None, Vec::new())
+                    (None, (Vec::new(), Vec::new()))
                 };
                 self.send_status(SetStatus {
                     status: desired,
                     catch_up_to,
                     peers,
+                    offline_peers,
                     term,
                 });
             }
@@ -169,7 +170,7 @@ impl<C: AgentApi> Driver<C> {
             return;
         };
         self.in_flight.insert(host.clone());
-        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, catch_up_to = ?req.catch_up_to, peers = ?req.peers, "sending status to agent");
+        tracing::info!(host = %host, state = %status.state, roles = ?status.roles, master = ?status.active_master, epoch = status.epoch.0, catch_up_to = ?req.catch_up_to, peers = ?req.peers, offline_peers = ?req.offline_peers, "sending status to agent");
         let client = self.client.clone();
         let tx = self.done_tx.clone();
         tokio::spawn(async move {

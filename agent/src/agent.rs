@@ -33,6 +33,10 @@ use crate::store::{Persisted, Store, StoreError};
 const PEER_SURVEY: Duration = Duration::from_secs(2);
 /// Of that, how long a peer may take to apply its relay log before its position is read.
 const PEER_APPLY: Duration = Duration::from_secs(1);
+/// How long a new writer waits for a connection to a peer the monitors have HARD_OFFLINE
+/// ([`SetStatus::offline_peers`]): one back on the network answers within milliseconds, and
+/// one still cut off must not hold the promotion for the whole connect timeout.
+const OFFLINE_PEER_CONNECT: Duration = Duration::from_millis(300);
 
 /// A role as the configuration defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +153,8 @@ struct Inner {
     /// For the writer: the hosts it may have to fetch transactions from (the latest
     /// [`SetStatus::peers`]).
     peers: Vec<String>,
+    /// Of those, the ones to ask with a short connect timeout ([`SetStatus::offline_peers`]).
+    offline_peers: Vec<String>,
     /// A monitor sent a status since this process started. Until then the remembered status
     /// may be stale (its roles moved while the agent was down), so reconciliation restores
     /// no reader VIP from it: it would put an address back that another host now holds.
@@ -223,6 +229,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             store,
             inner: Mutex::new(Inner {
                 peers: persisted.peers.clone(),
+                offline_peers: persisted.offline_peers.clone(),
                 persisted: persisted.clone(),
                 ..Inner::default()
             }),
@@ -307,6 +314,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             status,
             catch_up_to,
             peers,
+            offline_peers,
             term,
         } = req;
         let mut inner = self.inner.lock().await;
@@ -333,12 +341,13 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         };
         // Kept like the position: a status resent without them (another leader) and a
         // restarted agent still fetch from the peers before taking writes.
-        let peers = match new_writer_epoch {
-            None => Vec::new(),
-            Some(_) if old_writer_epoch == new_writer_epoch && peers.is_empty() => {
-                inner.persisted.peers.clone()
-            }
-            Some(_) => peers,
+        let (peers, offline_peers) = match new_writer_epoch {
+            None => (Vec::new(), Vec::new()),
+            Some(_) if old_writer_epoch == new_writer_epoch && peers.is_empty() => (
+                inner.persisted.peers.clone(),
+                inner.persisted.offline_peers.clone(),
+            ),
+            Some(_) => (peers, offline_peers),
         };
         let new_persisted = Persisted {
             epoch: status.epoch.0.max(inner.persisted.epoch),
@@ -350,6 +359,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                 term.max(inner.persisted.term)
             },
             peers: peers.clone(),
+            offline_peers: offline_peers.clone(),
         };
         if new_persisted != inner.persisted {
             self.store.save(&new_persisted)?;
@@ -360,6 +370,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         self.confirmed
             .store(true, std::sync::atomic::Ordering::SeqCst);
         inner.peers = peers;
+        inner.offline_peers = offline_peers;
         let mut log = Log::default();
         if old_writer_epoch != new_writer_epoch {
             *lock(&self.writer_epoch) = new_writer_epoch;
@@ -500,7 +511,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
                     .map_err(|e| format!("waiting for the old writer's last writes: {e}")),
                 None => match self.mysql.wait_relay_applied(limit).await {
                     Ok(()) => self
-                        .catch_up_from_peers(&inner.peers, limit)
+                        .catch_up_from_peers(&inner.peers, &inner.offline_peers, limit)
                         .await
                         .map(|fetched| match fetched {
                             Some(f) => format!("relay log applied; {f}"),
@@ -556,6 +567,7 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
     async fn catch_up_from_peers(
         &self,
         peers: &[String],
+        offline: &[String],
         limit: Duration,
     ) -> Result<Option<String>, String> {
         let sources: Vec<&Source> = peers
@@ -579,14 +591,18 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             }
         };
         let read = sources.iter().map(|s| async move {
-            let answer = tokio::time::timeout(PEER_SURVEY, self.mysql.peer_executed(s, PEER_APPLY))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(MysqlError::Timeout {
-                        what: format!("reading the executed position of {}", s.name),
-                        timeout: PEER_SURVEY,
-                    })
-                });
+            let connect = offline.contains(&s.name).then_some(OFFLINE_PEER_CONNECT);
+            let answer = tokio::time::timeout(
+                PEER_SURVEY,
+                self.mysql.peer_executed(s, connect, PEER_APPLY),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(MysqlError::Timeout {
+                    what: format!("reading the executed position of {}", s.name),
+                    timeout: PEER_SURVEY,
+                })
+            });
             (*s, answer)
         });
         // By the binary log state where the server has one: a peer at the same sequence

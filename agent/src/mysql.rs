@@ -1464,6 +1464,37 @@ impl Server {
         )
     }
 
+    /// MariaDB: ends the replica's IO thread with `KILL` just before `STOP SLAVE`. On a
+    /// semi-sync replica, `STOP SLAVE` first connects to the source to end its dump thread
+    /// there, and waits for that connection (2 s on MariaDB 10.11) when the source is cut off,
+    /// which is when a failover re-points the replica; after `KILL` the thread ends at once
+    /// (measured: `STOP SLAVE` 2.0 s, `KILL` and `STOP SLAVE` 10 ms). Only when there is
+    /// exactly one `Slave_IO` thread: another would be a named connection's, left alone.
+    /// Failures are logged and `STOP SLAVE` does the work.
+    async fn end_io_thread(&self, lease: &mut Lease<'_>) {
+        let io: Vec<u64> = match lease.processes().await {
+            Ok(list) => list
+                .into_iter()
+                .filter(|p| p.command == "Slave_IO")
+                .map(|p| p.id)
+                .collect(),
+            Err(e) => {
+                debug!(addr = %self.connector.addr, error = %e, "processlist not read: STOP SLAVE alone");
+                return;
+            }
+        };
+        if let [id] = io[..] {
+            match lease.kill(id).await {
+                Ok(_) => {
+                    debug!(addr = %self.connector.addr, id, "replication IO thread killed before STOP SLAVE")
+                }
+                Err(e) => {
+                    debug!(addr = %self.connector.addr, error = %e, "IO thread not killed: STOP SLAVE alone")
+                }
+            }
+        }
+    }
+
     /// [`replication_ssl`] with this handle's limits.
     async fn source_ssl(&self, source: &Source) -> MasterSsl {
         replication_ssl(
@@ -1913,9 +1944,13 @@ impl Mysql for Server {
     async fn peer_executed(
         &self,
         peer: &Source,
+        connect: Option<Duration>,
         limit: Duration,
     ) -> Result<Option<String>, MysqlError> {
-        let connector = self.peer_connector(peer);
+        let mut connector = self.peer_connector(peer);
+        if let Some(connect) = connect {
+            connector.connect_timeout = connect.min(connector.connect_timeout);
+        }
         let mut lease = Lease::open(&connector).await?;
         let flavor = lease.flavor().await?;
         if !flavor.mariadb {
@@ -2111,6 +2146,9 @@ impl Mysql for Server {
             .is_some_and(|r| r.io_running || r.sql_running);
         // Asked before replication stops: the stop lasts no longer than it must.
         let ssl = self.source_ssl(source).await;
+        if flavor.mariadb && current.as_ref().is_some_and(|r| r.io_running) {
+            self.end_io_thread(&mut lease).await;
+        }
         lease.exec(&Sql::plain(flavor.stop_replica())).await?;
         let outcome = match self
             .change_source(&mut lease, flavor, source, gtid, ssl)

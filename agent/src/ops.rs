@@ -242,10 +242,11 @@ pub trait Mysql: Send + Sync {
     /// transaction is acknowledged under semi-sync once it is in the relay log); `None` when
     /// it has no GTIDs. A new writer asks every peer after an unplanned move: one of them may
     /// have received the old writer's last transactions (and acknowledged them) when this host
-    /// did not.
+    /// did not. `connect`: a connect timeout shorter than the usual one.
     fn peer_executed(
         &self,
         peer: &Source,
+        connect: Option<Duration>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Option<String>, MysqlError>> + Send;
     /// Fetches from `peer` what it has and this server lacks, until this server has executed

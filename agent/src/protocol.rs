@@ -72,6 +72,11 @@ pub struct SetStatus {
     /// HARD_OFFLINE); it fetches from the one furthest ahead before it takes writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Of `peers`, those the committed state has HARD_OFFLINE (they still answered pings):
+    /// asked with a short connect timeout, since one that is back answers at once and one
+    /// still cut off would hold the promotion for a whole connect timeout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_peers: Vec<String>,
     /// The Raft term of the leader that sends it (0: not said). At the same epoch, an agent
     /// refuses a status from the leader of an earlier term than one it has heard from: a
     /// deposed leader that has not noticed yet must not undo what its successor told it.
@@ -90,6 +95,7 @@ impl From<AgentStatus> for SetStatus {
             status,
             catch_up_to: None,
             peers: Vec::new(),
+            offline_peers: Vec::new(),
             term: 0,
         }
     }

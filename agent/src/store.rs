@@ -32,6 +32,11 @@ pub struct Persisted {
     /// to fetch acknowledged transactions from first (a restarted agent still fetches them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Of `peers`, those asked with a short connect timeout ([`SetStatus::offline_peers`]).
+    ///
+    /// [`SetStatus::offline_peers`]: crate::protocol::SetStatus::offline_peers
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_peers: Vec<String>,
 }
 
 /// Reading or writing the state file failed.
@@ -137,7 +142,8 @@ mod tests {
             }),
             catch_up_to: Some("0-1-42".into()),
             term: 3,
-            peers: vec!["db3".into()],
+            peers: vec!["db3".into(), "db4".into()],
+            offline_peers: vec!["db4".into()],
         };
         Store::new(dir.path()).save(&saved).unwrap();
         assert_eq!(Store::new(dir.path()).load().unwrap(), saved);

@@ -48,6 +48,8 @@ struct World {
     confirm_reports: bool,
     /// What each peer has executed; a peer missing here does not answer.
     peer_positions: BTreeMap<String, String>,
+    /// The peers asked with a shorter connect timeout than the usual one.
+    hurried_peers: Vec<String>,
     /// Fetching from a peer fails.
     fetch_fails: bool,
     /// What `SHOW SLAVE STATUS` says.
@@ -154,8 +156,12 @@ impl Mysql for Shared {
     async fn peer_executed(
         &self,
         peer: &Source,
+        connect: Option<Duration>,
         _: Duration,
     ) -> Result<Option<String>, MysqlError> {
+        if connect.is_some() {
+            self.with(|w| w.hurried_peers.push(peer.name.clone()));
+        }
         self.with(|w| w.peer_positions.get(&peer.name).cloned())
             .map(Some)
             .ok_or_else(|| MysqlError::Unreachable {
@@ -338,8 +344,8 @@ async fn an_unplanned_promotion_fetches_from_the_peer_furthest_ahead_before_taki
     world.with(|w| {
         w.executed = Some("0-1-100".into());
         w.read_only = true;
-        // db2 (the old writer) does not answer; db3 acknowledged two more transactions than
-        // this host received, db4 one: fetching from db3 covers db4.
+        // db2 (the old writer, HARD_OFFLINE) does not answer; db3 acknowledged two more
+        // transactions than this host received, db4 one: fetching from db3 covers db4.
         w.peer_positions = BTreeMap::from([
             ("db3".to_string(), "0-1-102".to_string()),
             ("db4".to_string(), "0-1-101".to_string()),
@@ -352,9 +358,15 @@ async fn an_unplanned_promotion_fetches_from_the_peer_furthest_ahead_before_taki
         status,
         catch_up_to: None,
         peers: vec!["db2".into(), "db3".into(), "db4".into()],
+        offline_peers: vec!["db2".into()],
         term: 0,
     };
     let reply = a.apply(req(writer(1))).await.unwrap();
+    assert_eq!(
+        world.with(|w| std::mem::take(&mut w.hurried_peers)),
+        ["db2"],
+        "only the HARD_OFFLINE peer is asked with a short connect timeout"
+    );
     assert!(
         matches!(&reply.writer, WriterState::Waiting { reason } if reason.contains("fetching 0-1-102 from db3")),
         "a peer ahead that cannot be fetched from holds the promotion: {reply:?}"
@@ -400,6 +412,7 @@ async fn a_status_from_the_leader_of_an_earlier_term_is_refused_and_changes_noth
         status,
         catch_up_to: None,
         peers: vec![],
+        offline_peers: vec![],
         term,
     };
     a.apply(with_term(reader(READER_IP), 5)).await.unwrap();
@@ -455,6 +468,7 @@ async fn a_peer_at_the_same_sequence_number_from_another_server_is_fetched_from(
             status: writer(1),
             catch_up_to: None,
             peers: vec!["db2".into(), "db3".into(), "db4".into()],
+            offline_peers: vec![],
             term: 0,
         })
         .await
@@ -493,6 +507,7 @@ async fn with_catchup_policy_promote_a_promotion_that_cannot_catch_up_takes_writ
             status: writer(1),
             catch_up_to: None,
             peers: vec!["db2".into(), "db3".into()],
+            offline_peers: vec![],
             term: 0,
         })
         .await
@@ -808,6 +823,7 @@ async fn a_restarted_agent_still_fetches_from_the_peers_before_taking_writes() {
             status: writer(1),
             catch_up_to: None,
             peers: vec!["db3".into()],
+            offline_peers: vec![],
             term: 0,
         })
         .await
@@ -1041,6 +1057,7 @@ async fn a_demoted_master_reports_where_it_stopped_and_a_new_writer_executes_tha
         status: writer(3),
         catch_up_to: Some("0-2-900".into()),
         peers: vec!["db2".into()],
+        offline_peers: vec![],
         term: 0,
     };
     let reply = a.apply(req).await.unwrap();

@@ -547,6 +547,75 @@ async fn repointing_by_gtid_and_by_file_position() {
     assert!(!text.contains(REPL_PASSWORD), "{text}");
 }
 
+/// A failover re-points a semi-sync replica while its old source is gone (cut off, or hung as
+/// here: SIGSTOP). MariaDB's `STOP SLAVE` on such a replica waits 2 s for the source (it
+/// connects there to end its dump thread); the agent kills the IO thread first, so the
+/// re-pointing does not wait, and the new master's first commits get their semi-sync
+/// acknowledgement sooner.
+#[tokio::test]
+async fn repointing_a_semi_sync_replica_away_from_a_hung_source_does_not_wait_for_it() {
+    let [a, b, c]: [MariaDb; 3] = MariaDb::start_many(&[1, 2, 3])
+        .await
+        .expect("MariaDB starts")
+        .try_into()
+        .expect("three");
+    a.exec("SET GLOBAL rpl_semi_sync_master_enabled=1, rpl_semi_sync_master_timeout=3000")
+        .await
+        .expect("semi-sync on a");
+    for replica in [&b, &c] {
+        replica
+            .exec("SET GLOBAL rpl_semi_sync_slave_enabled=1")
+            .await
+            .expect("semi-sync replica");
+        replica
+            .replicate_from(&a, true)
+            .await
+            .expect("replicates a");
+    }
+    a.exec(SCHEMA).await.expect("schema");
+    insert(&a, 5).await;
+    for replica in [&b, &c] {
+        replica
+            .sync_with(&a, Duration::from_secs(10))
+            .await
+            .expect("in sync");
+    }
+    let semi = c
+        .scalar(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_SLAVE_STATUS'",
+        )
+        .await
+        .expect("status");
+    assert_eq!(semi.as_deref(), Some("ON"), "c is a semi-sync replica");
+    a.freeze().expect("SIGSTOP a");
+
+    let sc = server(&c);
+    let t0 = Instant::now();
+    let how = sc
+        .repoint(&source("b", &b), RepointMethod::Auto)
+        .await
+        .expect("repoint");
+    let took = t0.elapsed();
+    a.thaw().expect("SIGCONT a");
+    assert_eq!(how, Repointed::Gtid);
+    let r = replica_status(&sc).await;
+    assert!(
+        r.io_running && r.sql_running && r.master_port == b.port(),
+        "{r:?}"
+    );
+    // Without the kill: 2.0 s (MariaDB 10.11); with it, tens of milliseconds.
+    assert!(
+        took < Duration::from_millis(1500),
+        "re-pointing waited for the hung source: {took:?}"
+    );
+    insert(&b, 3).await;
+    c.sync_with(&b, Duration::from_secs(10))
+        .await
+        .expect("b's writes reach c");
+    assert_eq!(rows(&c).await, 8);
+}
+
 #[tokio::test]
 async fn status_of_a_master_and_a_replica() {
     let [a, b]: [MariaDb; 2] = MariaDb::start_many(&[1, 2])
@@ -801,7 +870,7 @@ async fn a_new_writer_fetches_what_a_more_advanced_peer_executed_and_leaves_repl
     let (sb, sc) = (server(&b), server(&c));
 
     let peer = sb
-        .peer_executed(&source("c", &c), Duration::from_secs(1))
+        .peer_executed(&source("c", &c), None, Duration::from_secs(1))
         .await
         .expect("c's position")
         .expect("c has GTIDs");

@@ -214,14 +214,27 @@ impl ClusterState {
     /// HARD_OFFLINE host that answers pings may be the old writer back from a cut or a
     /// restart, holding the transactions it acknowledged before it went: the state lags
     /// behind such a return, and skipping it would lose them.
-    pub fn catch_up_peers(&self, writer: &HostName) -> Vec<String> {
-        self.hosts
+    ///
+    /// Second, those of them that are HARD_OFFLINE: the new writer gives them a short connect
+    /// timeout, since one back on the network answers at once, and the ping check lags behind
+    /// a cut (an old writer cut off a moment ago still counts as answering pings).
+    pub fn catch_up_peers(&self, writer: &HostName) -> (Vec<String>, Vec<String>) {
+        let peers: Vec<(&HostName, &HostStatus)> = self
+            .hosts
             .iter()
             .filter(|(name, h)| {
                 *name != writer && (h.state != HostState::HardOffline || h.check(CheckKind::Ping))
             })
+            .collect();
+        let offline = peers
+            .iter()
+            .filter(|(_, h)| h.state == HostState::HardOffline)
             .map(|(name, _)| name.to_string())
-            .collect()
+            .collect();
+        (
+            peers.iter().map(|(name, _)| name.to_string()).collect(),
+            offline,
+        )
     }
 
     /// Whether a check passes on a host.
@@ -351,7 +364,9 @@ mod tests {
                 },
             );
         }
-        assert_eq!(st.catch_up_peers(&"db2".into()), ["db3", "db4", "db5"]);
+        let (peers, offline) = st.catch_up_peers(&"db2".into());
+        assert_eq!(peers, ["db3", "db4", "db5"]);
+        assert_eq!(offline, ["db5"], "asked with a short connect timeout");
     }
 
     #[test]

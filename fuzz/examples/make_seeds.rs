@@ -443,6 +443,8 @@ fn agent(corpus: &Path) -> Result<()> {
             status: status.clone(),
             catch_up_to: Some("0-1-100,1-2-5".into()),
             peers: vec!["db3".into(), "db4".into()],
+            offline_peers: vec!["db4".into()],
+            term: 3,
         },
     )?;
     json(

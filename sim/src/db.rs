@@ -1167,10 +1167,13 @@ impl SimMysql {
     }
 
     /// Connects to a peer's server: reachable both ways and up.
-    async fn connect_peer(&self, peer: &str) -> Result<(), MysqlError> {
+    /// A connection to `peer`'s server: a timeout after `connect` (at most the usual connect
+    /// timeout) when it cannot be reached.
+    async fn connect_peer(&self, peer: &str, connect: Option<Duration>) -> Result<(), MysqlError> {
         let known = self.world.with(|st| st.index(peer).is_some());
         if !known || !self.world.reach_both(&self.host, peer) {
-            sleep(self.world.inner.params.connect_timeout).await;
+            let usual = self.world.inner.params.connect_timeout;
+            sleep(connect.map_or(usual, |c| c.min(usual))).await;
             return Err(timed_out(peer));
         }
         if !self.world.is_up(peer) {
@@ -1317,11 +1320,12 @@ impl Mysql for SimMysql {
     async fn peer_executed(
         &self,
         peer: &Source,
+        connect: Option<Duration>,
         timeout: Duration,
     ) -> Result<Option<String>, MysqlError> {
         sleep(self.world.inner.params.op_latency).await;
         let name = peer.name.as_str();
-        self.connect_peer(name).await?;
+        self.connect_peer(name, connect).await?;
         let deadline = Instant::now() + timeout;
         loop {
             let reachable = self.world.reach_both(&self.host, name);
@@ -1358,7 +1362,7 @@ impl Mysql for SimMysql {
         let wanted = parse_position(position)?;
         self.enter().await?;
         let name = peer.name.as_str();
-        self.connect_peer(name).await?;
+        self.connect_peer(name, None).await?;
         let deadline = Instant::now() + timeout;
         loop {
             let connected = self.world.reach_both(&self.host, name);
@@ -1438,7 +1442,7 @@ impl Mysql for SimMysql {
         let floor = if by_gtid {
             None
         } else {
-            self.connect_peer(target).await?;
+            self.connect_peer(target, None).await?;
             Some(world.with(|st| {
                 st.server(target)
                     .map_or((0, 0), |s| (s.executed_seq(), s.binlog.len() as u64 * 100))
@@ -1805,7 +1809,7 @@ mod tests {
         assert_eq!(replica.seconds_behind, Some(0));
         assert_eq!(status.gtid_executed.as_deref(), Some("0-2-6"));
         let peer = db1
-            .peer_executed(&source("db3"), Duration::from_secs(1))
+            .peer_executed(&source("db3"), None, Duration::from_secs(1))
             .await
             .expect("peer");
         assert_eq!(peer.as_deref(), Some("0-2-6"));
