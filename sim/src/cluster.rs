@@ -9,8 +9,10 @@
 //! store in `store`), and MySQL and the kernel's VIPs (the model).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -481,25 +483,30 @@ impl Cluster {
             .agents
             .insert(host.to_string(), agent.clone());
         let a = agent.clone();
+        let net = self.net.clone();
+        let this = proc.clone();
         self.net.spawn(&proc, async move {
             a.start().await;
+            // The agent's own tasks, paused with it.
+            let spawn = |task| tokio::spawn(net.gated(&this, task));
             let tasks = [
-                tokio::spawn({
+                spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_lease().await }
-                }),
-                tokio::spawn({
+                })
+                    as Pin<Box<dyn Future<Output = ()> + Send>>),
+                spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_watchdog().await }
-                }),
-                tokio::spawn({
+                })),
+                spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_reconcile(Duration::from_secs(1)).await }
-                }),
-                tokio::spawn({
+                })),
+                spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_mysql_watch(Duration::from_millis(100)).await }
-                }),
+                })),
             ];
             // Aborting this task (a crash) aborts the agent's loops with it.
             let _guard = AbortAll(tasks.iter().map(|t| t.abort_handle()).collect());
@@ -508,6 +515,17 @@ impl Cluster {
             }
         });
         Ok(())
+    }
+
+    /// The replica that believes it leads, if one does (a paused one may still believe it).
+    pub fn leader(&self) -> Option<String> {
+        MONS.iter()
+            .find(|m| {
+                self.registry.monitor(m).is_some_and(|h| {
+                    h.raft.metrics().borrow().current_leader == Some(mmm_mond::group::node_id(m))
+                })
+            })
+            .map(|m| m.to_string())
     }
 
     /// Kills the agent on `host`: whatever it was doing stops where it is.

@@ -44,6 +44,11 @@ pub enum Fault {
     Drift(String, i64),
     /// A replica's SQL thread applies each transaction this late.
     RelayLag(String, Duration),
+    /// A process is paused (SIGSTOP: a monitor replica `m1`, an agent `db1/agent`) and goes on
+    /// where it was when undone.
+    Pause(String),
+    /// Whichever replica leads at that moment is paused.
+    PauseLeader,
 }
 
 impl Fault {
@@ -53,6 +58,7 @@ impl Fault {
         let db = |h: &str| DBS.contains(&h);
         match self {
             Fault::CrashMysqld(_) | Fault::CrashAgent(_) => true,
+            Fault::Pause(p) => p.ends_with("/agent"),
             Fault::Isolate(h) => db(h),
             Fault::OneWay(a, b) => db(a) || db(b),
             Fault::Split(_, dbs) => !dbs.is_empty(),
@@ -76,6 +82,9 @@ impl Fault {
             Fault::SlowDisk(..) => "slow disk",
             Fault::Drift(..) => "clock drift",
             Fault::RelayLag(..) => "relay lag",
+            Fault::Pause(p) if p.ends_with("/agent") => "agent paused",
+            Fault::Pause(_) => "monitor paused",
+            Fault::PauseLeader => "leader paused",
         }
     }
 }
@@ -98,6 +107,8 @@ impl fmt::Display for Fault {
             }
             Fault::Drift(m, ppm) => write!(f, "restart {m} with its clock {ppm:+} ppm"),
             Fault::RelayLag(h, d) => write!(f, "relay log of {h} {} ms late", d.as_millis()),
+            Fault::Pause(p) => write!(f, "pause {p}"),
+            Fault::PauseLeader => write!(f, "pause the leader"),
         }
     }
 }
@@ -138,7 +149,7 @@ fn pick<'a>(rng: &mut StdRng, from: &[&'a str]) -> &'a str {
 
 fn draw_fault(rng: &mut StdRng) -> Fault {
     let any_host: Vec<&str> = DBS.iter().chain(MONS.iter()).copied().collect();
-    match rng.gen_range(0..100) {
+    match rng.gen_range(0..110) {
         0..=17 => Fault::CrashMysqld(pick(rng, &["db1", "db1", "db2", "db3", "db4"]).into()),
         18..=27 => Fault::CrashMonitor(pick(rng, &MONS).into()),
         28..=37 => Fault::CrashLeader,
@@ -171,10 +182,16 @@ fn draw_fault(rng: &mut StdRng) -> Fault {
             Duration::from_millis(rng.gen_range(5..500)),
         ),
         91..=94 => Fault::Drift(pick(rng, &MONS).into(), rng.gen_range(-5_000..=5_000)),
-        _ => Fault::RelayLag(
+        95..=99 => Fault::RelayLag(
             pick(rng, &["db2", "db3", "db4"]).into(),
             Duration::from_millis(rng.gen_range(100..3_000)),
         ),
+        100..=102 => Fault::PauseLeader,
+        103..=104 => Fault::Pause(pick(rng, &MONS).into()),
+        _ => Fault::Pause(crate::cluster::agent_proc(pick(
+            rng,
+            &["db1", "db1", "db2", "db3", "db4"],
+        ))),
     }
 }
 
@@ -231,6 +248,8 @@ pub struct Nemesis {
     cuts: BTreeMap<u64, Vec<(String, String)>>,
     down: BTreeMap<String, u32>,
     killed_leader: BTreeMap<u64, String>,
+    paused: BTreeMap<String, u32>,
+    paused_leader: BTreeMap<u64, String>,
     loss: BTreeMap<u64, u32>,
     delay: BTreeMap<u64, Duration>,
 }
@@ -303,6 +322,25 @@ impl Nemesis {
         }
     }
 
+    /// Pauses or resumes process `what` (counted like [`Nemesis::down`]).
+    fn pause(&mut self, cluster: &Cluster, what: &str, paused: bool, trace: &Trace) {
+        let n = self.paused.entry(what.to_string()).or_default();
+        if paused {
+            *n += 1;
+            if *n == 1 {
+                cluster.net.set_paused(what, true);
+                trace.log(format!("  paused: {what}"));
+            }
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.paused.remove(what);
+                cluster.net.set_paused(what, false);
+                trace.log(format!("  resumed: {what}"));
+            }
+        }
+    }
+
     /// Starts or undoes one step.
     pub async fn step(&mut self, cluster: &mut Cluster, step: &Step, trace: &Trace) {
         let id = step.episode;
@@ -324,17 +362,24 @@ impl Nemesis {
                 }
             }
             (Fault::CrashLeader, false) => {
-                let leader = MONS.iter().find(|m| {
-                    cluster.registry.monitor(m).is_some_and(|h| {
-                        h.raft.metrics().borrow().current_leader
-                            == Some(mmm_mond::group::node_id(m))
-                    })
-                });
-                if let Some(m) = leader {
-                    self.killed_leader.insert(id, m.to_string());
+                if let Some(m) = cluster.leader() {
+                    self.killed_leader.insert(id, m.clone());
                     self.down(cluster, &format!("monitor:{m}"), trace).await;
                 } else {
                     trace.log("  no leader to kill");
+                }
+            }
+            (Fault::Pause(p), undo) => self.pause(cluster, p, !undo, trace),
+            (Fault::PauseLeader, false) => match cluster.leader() {
+                Some(m) => {
+                    self.paused_leader.insert(id, m.clone());
+                    self.pause(cluster, &m, true, trace);
+                }
+                None => trace.log("  no leader to pause"),
+            },
+            (Fault::PauseLeader, true) => {
+                if let Some(m) = self.paused_leader.remove(&id) {
+                    self.pause(cluster, &m, false, trace);
                 }
             }
             (Fault::CrashLeader, true) => {
@@ -447,6 +492,12 @@ impl Nemesis {
                 .world
                 .set_apply_delay(h, crate::db::Params::default().apply_delay_max);
         }
+        let paused: Vec<String> = self.paused.keys().cloned().collect();
+        for what in paused {
+            self.paused.insert(what.clone(), 1);
+            self.pause(cluster, &what, false, trace);
+        }
+        self.paused_leader.clear();
         let down: Vec<String> = self.down.keys().cloned().collect();
         for what in down {
             self.down.insert(what.clone(), 1);

@@ -8,10 +8,17 @@
 //! directed, so one-way partitions exist) and not lost; a lost message or a cut link costs the
 //! caller its whole timeout, a dead process behind a live host answers at once with a reset.
 //! Every random choice comes from the network's own seeded generator, so a run replays exactly.
+//!
+//! A process can also be paused (SIGSTOP): its tasks are not polled until it resumes (their
+//! timers fire meanwhile and are seen at once on resuming), calls to it wait, and calls from its
+//! host wait before they leave. openraft's own tasks inside a monitor are not the harness's, so
+//! they keep running; everything they send waits like the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -64,6 +71,76 @@ struct Proc {
     incarnation: u64,
     alive: bool,
     tasks: JoinSet<()>,
+    gate: Arc<Gate>,
+}
+
+/// Whether a process is paused, and the tasks to wake when it resumes.
+#[derive(Default)]
+struct Gate {
+    inner: Mutex<(bool, Vec<Waker>)>,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, (bool, Vec<Waker>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the process is paused; if so, `waker` is woken when it resumes.
+    fn closed(&self, waker: &Waker) -> bool {
+        let mut g = self.lock();
+        if g.0 {
+            g.1.push(waker.clone());
+        }
+        g.0
+    }
+
+    fn set(&self, paused: bool) {
+        let wake = {
+            let mut g = self.lock();
+            g.0 = paused;
+            if paused {
+                Vec::new()
+            } else {
+                std::mem::take(&mut g.1)
+            }
+        };
+        for w in wake {
+            w.wake();
+        }
+    }
+}
+
+/// A task of a process: not polled while the process is paused.
+struct Gated<F> {
+    gate: Arc<Gate>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if this.gate.closed(cx.waker()) {
+            return Poll::Pending;
+        }
+        this.inner.as_mut().poll(cx)
+    }
+}
+
+/// Resolves once the gate is open.
+struct Opened(Arc<Gate>);
+
+impl Future for Opened {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.closed(cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
 }
 
 struct State {
@@ -115,6 +192,7 @@ impl Net {
                 incarnation: 0,
                 alive: false,
                 tasks: JoinSet::new(),
+                gate: Arc::default(),
             },
         );
     }
@@ -139,6 +217,9 @@ impl Net {
                 Some(p) => {
                     p.alive = false;
                     p.incarnation += 1;
+                    // The next incarnation starts running; the old tasks are aborted.
+                    p.gate.set(false);
+                    p.gate = Arc::default();
                     Some(std::mem::take(&mut p.tasks))
                 }
                 None => None,
@@ -164,10 +245,46 @@ impl Net {
         self.lock().procs.get(name).is_some_and(|p| p.alive)
     }
 
-    /// Runs `task` as part of process `name` (aborted when it crashes); dropped when it is down.
+    /// Pauses process `name` (SIGSTOP) or lets it go on (SIGCONT).
+    pub fn set_paused(&self, name: &str, paused: bool) {
+        let gate = self.lock().procs.get(name).map(|p| p.gate.clone());
+        if let Some(gate) = gate {
+            gate.set(paused);
+        }
+    }
+
+    /// `task` as a task of process `name`, not polled while it is paused (for the tasks a
+    /// process spawns itself; [`Net::spawn`] does this already).
+    pub fn gated<F: Future>(&self, name: &str, task: F) -> impl Future<Output = F::Output> {
+        let gate = self
+            .lock()
+            .procs
+            .get(name)
+            .map(|p| p.gate.clone())
+            .unwrap_or_default();
+        Gated {
+            gate,
+            inner: Box::pin(task),
+        }
+    }
+
+    /// Waits while the process called `name`, if there is one, is paused.
+    async fn wait_running(&self, name: &str) {
+        let gate = self.lock().procs.get(name).map(|p| p.gate.clone());
+        if let Some(gate) = gate {
+            Opened(gate).await;
+        }
+    }
+
+    /// Runs `task` as part of process `name` (aborted when it crashes, not polled while it is
+    /// paused); dropped when it is down.
     pub fn spawn(&self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
         let mut st = self.lock();
         if let Some(p) = st.procs.get_mut(name).filter(|p| p.alive) {
+            let task = Gated {
+                gate: p.gate.clone(),
+                inner: Box::pin(task),
+            };
             p.tasks.spawn(task);
             // Reap finished tasks so the set does not grow without bound.
             while p.tasks.try_join_next().is_some() {}
@@ -250,6 +367,8 @@ impl Net {
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
+        // A paused monitor replica's Raft tasks send only once it resumes.
+        self.wait_running(from).await;
         let deadline = Instant::now() + timeout;
         let Some((to_host, _)) = self.host_of(to) else {
             return Err(CallFail::Refused);
