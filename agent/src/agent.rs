@@ -33,6 +33,8 @@ use crate::store::{Persisted, Store, StoreError};
 const PEER_SURVEY: Duration = Duration::from_secs(2);
 /// Of that, how long a peer may take to apply its relay log before its position is read.
 const PEER_APPLY: Duration = Duration::from_secs(1);
+/// How soon a fence that could not reach MySQL is tried again ([`Agent::run_fence_retry`]).
+pub const FENCE_RETRY: Duration = Duration::from_millis(50);
 /// How long a new writer waits for a connection to a peer the monitors have HARD_OFFLINE
 /// ([`SetStatus::offline_peers`]): one back on the network answers within milliseconds, and
 /// one still cut off must not hold the promotion for the whole connect timeout.
@@ -194,6 +196,11 @@ pub struct Agent<M, V, N> {
     lease: SyncMutex<Lease>,
     renew_every: SyncMutex<Duration>,
     lease_changed: Notify,
+    /// The last fence could not reach MySQL (the session kill or read_only=1 failed): retried
+    /// by [`Agent::run_fence_retry`] until it lands.
+    fence_pending: std::sync::atomic::AtomicBool,
+    /// Wakes [`Agent::run_fence_retry`].
+    fence_failed: Notify,
 }
 
 /// A std mutex's guard, also after a panic elsewhere poisoned it.
@@ -240,6 +247,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             lease: SyncMutex::new(Lease::default()),
             renew_every: SyncMutex::new(renew_every),
             lease_changed: Notify::new(),
+            fence_pending: std::sync::atomic::AtomicBool::new(false),
+            fence_failed: Notify::new(),
         })
     }
 
@@ -732,6 +741,8 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
             Ok(()) => {
                 gate.active = true;
                 gate.waiting.clear();
+                self.fence_pending
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 tracing::warn!(host = %self.settings.host, epoch, "writer role active: read_only=0, writer VIP on");
                 log.done(format!(
                     "writer active at epoch {epoch}: read_only=0, writer VIP on"
@@ -753,15 +764,17 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         let was_active = gate.active;
         gate.active = false;
         self.remove_writer_vips(log).await;
-        match self.mysql.set_read_only(true).await {
+        let read_only = self.mysql.set_read_only(true).await;
+        let kill = self
+            .mysql
+            .kill_client_sessions(self.settings.max_kill_retries, self.settings.kill_pause)
+            .await;
+        self.fence_landed(read_only.is_ok() && kill.is_ok());
+        match read_only {
             Ok(()) => log.done("read_only=1".into()),
             Err(e) => log.failed(format!("read_only=1: {e}")),
         }
-        match self
-            .mysql
-            .kill_client_sessions(self.settings.max_kill_retries, self.settings.kill_pause)
-            .await
-        {
+        match kill {
             Ok(k) => log.done(format!(
                 "killed {} client sessions in {} passes",
                 k.killed, k.passes
@@ -789,19 +802,73 @@ impl<M: Mysql, V: Vips, N: Monitors> Agent<M, V, N> {
         *lock(&self.lease) = Lease::default();
         let mut log = Log::default();
         self.remove_writer_vips(&mut log).await;
-        match self
+        let landed = self.fence_mysql(&mut log).await;
+        self.fence_landed(landed);
+        tracing::error!(host = %self.settings.host, done = ?log.done, failed = ?log.failed, "the writer lease ran out while the agent was busy: fenced without waiting");
+    }
+
+    /// The MySQL side of a fence that does not wait: client sessions killed first (a commit
+    /// waiting for its semi-sync acknowledgement ends without an OK), then read_only=1.
+    /// Whether both worked.
+    async fn fence_mysql(&self, log: &mut Log) -> bool {
+        let kill = self
             .mysql
             .kill_client_sessions(0, self.settings.kill_pause)
-            .await
-        {
+            .await;
+        let read_only = self.mysql.set_read_only(true).await;
+        let landed = kill.is_ok() && read_only.is_ok();
+        match kill {
             Ok(k) => log.done(format!("killed {} client sessions", k.killed)),
             Err(e) => log.failed(format!("killing client sessions: {e}")),
         }
-        match self.mysql.set_read_only(true).await {
+        match read_only {
             Ok(()) => log.done("read_only=1".into()),
             Err(e) => log.failed(format!("read_only=1: {e}")),
         }
-        tracing::error!(host = %self.settings.host, done = ?log.done, failed = ?log.failed, "the writer lease ran out while the agent was busy: fenced without waiting");
+        landed
+    }
+
+    /// Records whether a fence reached MySQL; one that did not is retried.
+    fn fence_landed(&self, landed: bool) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.fence_pending.store(!landed, SeqCst);
+        if !landed {
+            self.fence_failed.notify_waiters();
+        }
+    }
+
+    /// Retries a fence whose MySQL side failed (a frozen, overloaded or restarting server):
+    /// client sessions killed, then read_only=1, every [`FENCE_RETRY`] until both work or the
+    /// host is the active writer again. A server that was frozen (SIGSTOP, a stalled VM) while
+    /// its writer's lease ran out thus gets read_only=1 as soon as it answers, before the
+    /// commits it held can outlast their semi-sync wait and return OK; reconciliation would
+    /// come up to a second later. Each attempt is bounded by the connect and query timeouts.
+    pub async fn run_fence_retry(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            let failed = self.fence_failed.notified();
+            if !self.fence_pending.load(SeqCst) {
+                failed.await;
+                continue;
+            }
+            {
+                // Without waiting for the gate: whoever holds it may wait on MySQL too. With
+                // it when it is free, so an activation does not run in between.
+                let gate = self.gate.try_lock().ok();
+                if gate.as_ref().is_some_and(|g| g.active) || self.lease_valid_now() {
+                    self.fence_pending.store(false, SeqCst);
+                    continue;
+                }
+                let mut log = Log::default();
+                if self.fence_mysql(&mut log).await {
+                    self.fence_pending.store(false, SeqCst);
+                    tracing::warn!(host = %self.settings.host, done = ?log.done, "fence completed: MySQL answers again");
+                    continue;
+                }
+                tracing::debug!(host = %self.settings.host, failed = ?log.failed, "fence not landed yet");
+            }
+            tokio::time::sleep(FENCE_RETRY).await;
+        }
     }
 
     /// Removes the writer VIPs: the first step of every fence.

@@ -147,6 +147,10 @@ async fn run(cfg: AgentConfig, transport: Transport) -> anyhow::Result<()> {
             let a = agent.clone();
             async move { a.run_mysql_watch(WATCH_EVERY).await }
         }),
+        tokio::spawn({
+            let a = agent.clone();
+            async move { a.run_fence_retry().await }
+        }),
     ];
     let cloner = Arc::new(mmm_agent::clone::Cloner::new(
         cfg.copy.clone(),

@@ -67,9 +67,9 @@ pub struct SetStatus {
     /// when it could not report one (then the promotion waits for the relay log only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_to: Option<String>,
-    /// For a new writer without that position (an unplanned move): the other hosts whose
-    /// server may have executed more than it (every host the committed state does not have
-    /// HARD_OFFLINE); it fetches from the one furthest ahead before it takes writes.
+    /// For a new writer without that position (an unplanned move): the other hosts, whose
+    /// servers may have executed more than it; it fetches from the one furthest ahead before
+    /// it takes writes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
     /// Of `peers`, those the committed state has HARD_OFFLINE (they still answered pings):

@@ -34,6 +34,9 @@ struct World {
     mysqld_down: bool,
     /// A ping never returns (a hung server).
     ping_hangs: bool,
+    /// The server is frozen (SIGSTOP): `read_only` and the session kill wait for it up to a
+    /// second (the connect timeout) and fail if it is still frozen then.
+    frozen: bool,
     /// What the pid file says: the server's process is gone.
     process_gone: Option<String>,
     /// The server's executed GTID position.
@@ -68,6 +71,20 @@ impl Shared {
     }
     fn take_ops(&self) -> Vec<String> {
         self.with(|w| std::mem::take(&mut w.ops))
+    }
+    /// Waits while the server is frozen, a second at most.
+    async fn wait_thawed(&self) -> Result<(), MysqlError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while self.with(|w| w.frozen) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(MysqlError::Unreachable {
+                    addr: "127.0.0.1:3306".into(),
+                    reason: "no connection within 1s".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 }
 
@@ -127,6 +144,7 @@ impl Mysql for Shared {
         })
     }
     async fn set_read_only(&self, on: bool) -> Result<(), MysqlError> {
+        self.wait_thawed().await?;
         self.with(|w| {
             w.read_only = on;
             w.ops.push(format!("read_only={}", u8::from(on)));
@@ -134,6 +152,7 @@ impl Mysql for Shared {
         Ok(())
     }
     async fn kill_client_sessions(&self, _: u32, _: Duration) -> Result<Killed, MysqlError> {
+        self.wait_thawed().await?;
         self.with(|w| w.ops.push("kill".into()));
         Ok(Killed::default())
     }
@@ -594,6 +613,61 @@ async fn a_lease_that_runs_out_fences_the_writer_before_it_ends() {
         WriterState::Waiting { .. }
     ));
     watchdog.abort();
+}
+
+/// The writer's mysqld is frozen (SIGSTOP) when its lease runs out: the VIP goes, but the kill
+/// and read_only=1 cannot reach the server. They are retried, and land within a retry interval
+/// of the server answering again, long before the next reconciliation and before commits it
+/// held could outlast their semi-sync wait (3 s) and return OK.
+#[tokio::test(start_paused = true)]
+async fn a_fence_that_cannot_reach_a_frozen_mysqld_lands_as_soon_as_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, a) = active_writer(dir.path()).await;
+    world.with(|w| w.frozen = true);
+    let tasks = [
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.run_watchdog().await }
+        }),
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.run_fence_retry().await }
+        }),
+    ];
+    // No renewal: the lease (1.5 s, fence margin 0.3 s) runs out at 1.2 s.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    assert_eq!(
+        world.take_ops(),
+        ["vip- 10.0.0.100"],
+        "only the VIP could go"
+    );
+    assert!(!world.with(|w| w.read_only));
+
+    world.with(|w| w.frozen = false);
+    let thawed = tokio::time::Instant::now();
+    let mut ops = Vec::new();
+    while !(ops.iter().any(|o| o == "kill") && ops.iter().any(|o| o == "read_only=1")) {
+        assert!(
+            thawed.elapsed() < Duration::from_secs(5),
+            "the fence never landed: {ops:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        ops.extend(world.take_ops());
+    }
+    let took = thawed.elapsed();
+    assert!(
+        took <= Duration::from_millis(150),
+        "the fence landed {took:?} after the server answered again: {ops:?}"
+    );
+    assert!(world.with(|w| w.read_only));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        world.take_ops().is_empty(),
+        "nothing more once the fence has landed"
+    );
+    for t in tasks {
+        t.abort();
+    }
 }
 
 /// MySQL's status hangs (SHOW MASTER STATUS waits while commits wait for a semi-sync

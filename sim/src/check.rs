@@ -311,7 +311,8 @@ impl Checker {
     /// cluster has no working writer. The chosen writer cannot take writes (typically its
     /// history parted from a peer's: it has transactions of its own that nobody acknowledged,
     /// the peer has acknowledged ones it lacks, and MariaDB refuses to replicate across the
-    /// fork): `move_role writer` to the other master. No writer at all, one master out with
+    /// fork): `move_role writer` to the other master (`set_online` first if it waits in
+    /// AWAITING_RECOVERY, as MMM makes a DBA do). No writer at all, one master out with
     /// errant transactions and the other kept in AWAITING_RECOVERY because its replication
     /// from the first is broken: `set_online` the second.
     async fn operator(&self, cluster: &Cluster) {
@@ -337,7 +338,17 @@ impl Checker {
                 };
                 self.trace
                     .log(format!("operator: {writer} cannot take writes ({reason})"));
-                format!("move_role writer {other}")
+                let waiting = st
+                    .hosts
+                    .get(&mmm_core::HostName::new(other))
+                    .is_some_and(|s| s.state == HostState::AwaitingRecovery);
+                if waiting {
+                    // MMM refuses to move a role to a host in AWAITING_RECOVERY: set it
+                    // online first, move the role at the next look.
+                    format!("set_online {other}")
+                } else {
+                    format!("move_role writer {other}")
+                }
             }
             None => {
                 // No writer: a master kept in AWAITING_RECOVERY because its replication from

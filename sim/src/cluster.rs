@@ -507,6 +507,10 @@ impl Cluster {
                     let a = a.clone();
                     async move { a.run_mysql_watch(Duration::from_millis(100)).await }
                 })),
+                spawn(Box::pin({
+                    let a = a.clone();
+                    async move { a.run_fence_retry().await }
+                })),
             ];
             // Aborting this task (a crash) aborts the agent's loops with it.
             let _guard = AbortAll(tasks.iter().map(|t| t.abort_handle()).collect());
