@@ -164,14 +164,17 @@ struct Inner {
     ident: u16,
     /// The sequence number of the next echo request: every ping in flight has its own.
     seq: AtomicU16,
-    /// Where rep_threads learns the active master, to compare binary logs with.
-    writer: OnceLock<WriterSource>,
+    /// Where rep_threads learns the active master, to compare binary logs with, and the
+    /// committed errant finding of a host.
+    writer: OnceLock<(WriterSource, FindingSource)>,
     /// The latest errant-transactions message of each host found with them.
     errant: std::sync::Mutex<BTreeMap<HostName, String>>,
 }
 
 /// Names the active master as the committed state has it.
 type WriterSource = Box<dyn Fn() -> Option<HostName> + Send + Sync>;
+/// The errant-transactions message the committed state holds for a host, if any.
+type FindingSource = Box<dyn Fn(&HostName) -> Option<String> + Send + Sync>;
 
 /// Tells echo identifiers of probers in one process apart.
 static PROBERS: AtomicU16 = AtomicU16::new(0);
@@ -258,12 +261,18 @@ impl LiveProber {
 
     /// From now on rep_threads also compares each host's binary log with the active master's
     /// (named by `writer`, read at every probe) and fails a host with errant transactions.
-    /// Only the first call counts.
+    /// While no writer can be compared with, a finding stands: this prober's own, or else the
+    /// one the committed state holds (`committed`: after this replica restarted, or when the
+    /// writer it was made against is gone). Only the first call counts.
     pub fn compare_with_writer(
         &self,
         writer: impl Fn() -> Option<HostName> + Send + Sync + 'static,
+        committed: impl Fn(&HostName) -> Option<String> + Send + Sync + 'static,
     ) {
-        let _ = self.inner.writer.set(Box::new(writer));
+        let _ = self
+            .inner
+            .writer
+            .set((Box::new(writer), Box::new(committed)));
     }
 
     /// MMM's `ping_ip` (the network check of `<monitor> ping_ips`): whether `ip` answers one
@@ -389,13 +398,18 @@ impl Inner {
                         found.insert(host.clone(), message.clone());
                         message
                     }
-                    Comparison::NotCompared(why) => match found.get(host) {
-                        Some(message) => {
-                            tracing::debug!(%host, %why, "binary log not compared: the errant finding stands");
-                            message.clone()
+                    Comparison::NotCompared(why) => {
+                        let standing = found.get(host).cloned().or_else(|| {
+                            self.writer.get().and_then(|(_, committed)| committed(host))
+                        });
+                        match standing {
+                            Some(message) => {
+                                tracing::debug!(%host, %why, "binary log not compared: the errant finding stands");
+                                message
+                            }
+                            None => rep_threads_message(target, &session),
                         }
-                        None => rep_threads_message(target, &session),
-                    },
+                    }
                     Comparison::Unreached => rep_threads_message(target, &session),
                     Comparison::Clean | Comparison::Writer => {
                         found.remove(host);
@@ -427,7 +441,7 @@ impl Inner {
         own: &str,
         deadline: tokio::time::Instant,
     ) -> Comparison {
-        let Some(writer) = self.writer.get().and_then(|w| w()) else {
+        let Some(writer) = self.writer.get().and_then(|(w, _)| w()) else {
             return Comparison::NotCompared("no active master".into());
         };
         if &writer == host {

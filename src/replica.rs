@@ -138,12 +138,19 @@ pub async fn run(cfg: ReplicaConfig, shutdown: CancellationToken) -> anyhow::Res
     let (log, sm) = Store::open(&data_dir, &group.id)?;
     let reader = sm.reader();
     {
-        let reader = reader.clone();
-        prober.compare_with_writer(move || {
-            let applied = reader.read();
-            let (topology, state) = (applied.topology.as_ref()?, applied.state.as_ref()?);
-            state.active_master(topology).cloned()
-        });
+        let (reader, findings) = (reader.clone(), reader.clone());
+        prober.compare_with_writer(
+            move || {
+                let applied = reader.read();
+                let (topology, state) = (applied.topology.as_ref()?, applied.state.as_ref()?);
+                state.active_master(topology).cloned()
+            },
+            move |host| {
+                let applied = findings.read();
+                let state = applied.state.as_ref()?;
+                state.hosts.get(host)?.errant_message().map(str::to_string)
+            },
+        );
     }
     let network = HttpNetwork::new(
         group.this.id,

@@ -83,6 +83,15 @@ impl HostStatus {
             .and_then(|c| crate::gtid::ErrantReport::from_message(&c.message))
     }
 
+    /// The rep_threads failure message that reports the errant transactions, as the checks
+    /// recorded it: what a prober keeps saying while it cannot compare the host with a writer.
+    pub fn errant_message(&self) -> Option<&str> {
+        self.checks
+            .get(&CheckKind::RepThreads)
+            .filter(|c| !c.ok && crate::gtid::ErrantReport::from_message(&c.message).is_some())
+            .map(|c| c.message.as_str())
+    }
+
     /// Whether the monitor can talk to the agent: MMM sends nothing to a host whose ping
     /// check fails, and remembers agents that did not answer.
     pub fn agent_reachable(&self) -> bool {

@@ -578,7 +578,17 @@ impl SimProber {
         });
         let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
         let Some(writer) = comparable else {
-            return found.get(host).cloned();
+            // The committed finding stands too (this replica restarted, or the writer it was
+            // made against is gone), as in `LiveProber`.
+            return found.get(host).cloned().or_else(|| {
+                applied
+                    .state
+                    .as_ref()?
+                    .hosts
+                    .get(&HostName::new(host))?
+                    .errant_message()
+                    .map(str::to_string)
+            });
         };
         let own = mmm_core::gtid::BinlogState::parse(&self.world.binlog_state(host)).ok()?;
         let theirs = mmm_core::gtid::BinlogState::parse(&self.world.binlog_state(writer)).ok()?;
