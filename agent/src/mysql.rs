@@ -1495,6 +1495,42 @@ impl Server {
         }
     }
 
+    /// MariaDB: the transactions this replica received (`Gtid_IO_Pos`) that `source`'s binary
+    /// log lacks, as a list, or `None`. Re-pointing by GTID discards the relay log: when it
+    /// holds a transaction the new master lacks (one the old master had acknowledged under
+    /// semi-sync, still unapplied here), that write would be lost. MySQL: `None` (not
+    /// compared; unit-tested paths only).
+    async fn source_lacks_received(
+        &self,
+        current: Option<&ReplicaStatus>,
+        flavor: Flavor,
+        source: &Source,
+    ) -> Result<Option<String>, MysqlError> {
+        let received = current
+            .filter(|_| flavor.mariadb)
+            .and_then(|r| r.gtid_received.as_deref())
+            .and_then(|g| GtidPos::parse(g).ok());
+        let Some(received) = received else {
+            return Ok(None);
+        };
+        let connector = self.peer_connector(source);
+        let mut lease = Lease::open(&connector).await?;
+        let vars = lease.variables(&["gtid_binlog_state"]).await?;
+        lease.close().await;
+        let text = vars
+            .get("gtid_binlog_state")
+            .map(|s| s.trim())
+            .unwrap_or("");
+        let state = mmm_core::gtid::BinlogState::parse(text).map_err(|e| {
+            unexpected(
+                "SELECT @@gtid_binlog_state",
+                format!("{}: {e}", source.name),
+            )
+        })?;
+        let lacks = state.lacks(&received);
+        Ok((!lacks.is_empty()).then(|| mmm_core::gtid::list(&lacks)))
+    }
+
     /// [`replication_ssl`] with this handle's limits.
     async fn source_ssl(&self, source: &Source) -> MasterSsl {
         replication_ssl(
@@ -2135,7 +2171,21 @@ impl Mysql for Server {
                 match (&gtid, &e) {
                     (_, MysqlError::Unreachable { .. }) | (None, _) => return Err(e),
                     (Some(_), _) => {
-                        warn!(addr = %self.connector.addr, error = %e, "relay log not applied; re-pointing by GTID anyway")
+                        // Read again: the IO thread may have received more meanwhile.
+                        let now = lease.replica_status(flavor).await?;
+                        if let Some(lacking) = self
+                            .source_lacks_received(now.as_ref(), flavor, source)
+                            .await?
+                        {
+                            return Err(unexpected(
+                                "re-pointing",
+                                format!(
+                                    "the relay log is not applied ({e}) and holds {lacking}, which {} lacks: not re-pointed, so it is not lost (tried again later)",
+                                    source.name
+                                ),
+                            ));
+                        }
+                        warn!(addr = %self.connector.addr, error = %e, "relay log not applied; re-pointing by GTID anyway: the new master has everything it received")
                     }
                 }
             }

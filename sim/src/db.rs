@@ -1461,6 +1461,31 @@ impl Mysql for SimMysql {
                     timeout: REPOINT_CATCHUP,
                 });
             }
+            if !applied {
+                // As the real agent: not by GTID either while the relay log holds what the
+                // new master lacks (discarding it would lose those transactions).
+                self.connect_peer(target, None).await?;
+                let lacking = world.with(|st| {
+                    let theirs: std::collections::BTreeSet<String> = st
+                        .server(target)
+                        .map(|s| s.binlog.iter().map(|t| t.gtid()).collect())
+                        .unwrap_or_default();
+                    st.server(&self.host).map_or(0, |s| {
+                        s.relay
+                            .iter()
+                            .filter(|e| !theirs.contains(&e.txn.gtid()))
+                            .count()
+                    })
+                });
+                if lacking > 0 {
+                    return Err(MysqlError::Unexpected {
+                        query: "re-pointing".into(),
+                        reason: format!(
+                            "the relay log is not applied and holds {lacking} transactions {target} lacks"
+                        ),
+                    });
+                }
+            }
         }
         world.with(|st| match st.server_mut(&self.host) {
             Some(s) if s.up => {
