@@ -2105,8 +2105,10 @@ impl Mysql for Server {
     /// compared as text, case-insensitively, so use the same address in `CHANGE MASTER` and
     /// the config). Otherwise: catch up with the relay log (at most
     /// [`ServerOptions::catchup_timeout`]; by GTID a failed catch-up is logged and the
-    /// re-pointing goes on, since the new master sends whatever was not applied; by
-    /// file/position it is an error, since the relay log is discarded), `STOP SLAVE`,
+    /// re-pointing goes on when the new master's binary log has everything this replica
+    /// received, since it sends whatever was not applied, and is an error otherwise, since
+    /// the relay log would be discarded with transactions nobody else may have; by
+    /// file/position it is an error), `STOP SLAVE`,
     /// `CHANGE MASTER TO`, `START SLAVE`, then both threads are checked to run
     /// (`Last_IO_Error`/`Last_SQL_Error` reported otherwise). Before `STOP SLAVE` the source
     /// is asked whether replication must be encrypted ([`replication_ssl`]: `MASTER_SSL`).
