@@ -1005,6 +1005,18 @@ impl Lease<'_> {
     }
 
     /// Global variables by name; absent ones are absent from the map (names lower-case).
+    /// MariaDB's `@@gtid_binlog_state`, `None` when empty or on MySQL.
+    async fn gtid_binlog_state(&mut self) -> Result<Option<String>, MysqlError> {
+        if !self.flavor().await?.mariadb {
+            return Ok(None);
+        }
+        let vars = self.variables(&["gtid_binlog_state"]).await?;
+        Ok(vars
+            .get("gtid_binlog_state")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
     async fn variables(&mut self, names: &[&str]) -> Result<HashMap<String, String>, MysqlError> {
         let list = names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(",");
         let text = format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({list})");
@@ -1515,13 +1527,9 @@ impl Server {
         };
         let connector = self.peer_connector(source);
         let mut lease = Lease::open(&connector).await?;
-        let vars = lease.variables(&["gtid_binlog_state"]).await?;
+        let text = lease.gtid_binlog_state().await?.unwrap_or_default();
         lease.close().await;
-        let text = vars
-            .get("gtid_binlog_state")
-            .map(|s| s.trim())
-            .unwrap_or("");
-        let state = mmm_core::gtid::BinlogState::parse(text).map_err(|e| {
+        let state = mmm_core::gtid::BinlogState::parse(&text).map_err(|e| {
             unexpected(
                 "SELECT @@gtid_binlog_state",
                 format!("{}: {e}", source.name),
@@ -1904,16 +1912,7 @@ impl Mysql for Server {
     }
 
     async fn binlog_state(&self) -> Result<Option<String>, MysqlError> {
-        let mut lease = self.lease().await?;
-        let flavor = lease.flavor().await?;
-        if !flavor.mariadb {
-            return Ok(None);
-        }
-        let vars = lease.variables(&["gtid_binlog_state"]).await?;
-        Ok(vars
-            .get("gtid_binlog_state")
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty()))
+        self.lease().await?.gtid_binlog_state().await
     }
 
     /// MariaDB: polls [`Mysql::executed_position`] every 10 ms until it covers `position`

@@ -77,10 +77,8 @@ impl HostStatus {
     /// The errant transactions the rep_threads check found: the host has transactions the
     /// active master lacks, so it stays out of rotation until it no longer has them.
     pub fn errant(&self) -> Option<crate::gtid::ErrantReport> {
-        self.checks
-            .get(&CheckKind::RepThreads)
-            .filter(|c| !c.ok)
-            .and_then(|c| crate::gtid::ErrantReport::from_message(&c.message))
+        self.errant_message()
+            .and_then(crate::gtid::ErrantReport::from_message)
     }
 
     /// The rep_threads failure message that reports the errant transactions, as the checks

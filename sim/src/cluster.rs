@@ -488,13 +488,14 @@ impl Cluster {
         self.net.spawn(&proc, async move {
             a.start().await;
             // The agent's own tasks, paused with it.
-            let spawn = |task| tokio::spawn(net.gated(&this, task));
+            let spawn = |task: Pin<Box<dyn Future<Output = ()> + Send>>| {
+                tokio::spawn(net.gated(&this, task))
+            };
             let tasks = [
                 spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_lease().await }
-                })
-                    as Pin<Box<dyn Future<Output = ()> + Send>>),
+                })),
                 spawn(Box::pin({
                     let a = a.clone();
                     async move { a.run_watchdog().await }
